@@ -1,0 +1,422 @@
+"""Load and validate ``config.yaml`` into frozen dataclasses.
+
+The file is read once at start. Every mapping is checked against the dataclass
+it fills: an unknown key, a missing required key or a value of the wrong type
+raises :class:`ConfigError` naming the file, the key path, the value received
+and what was expected. Secrets never live in the file; options ending in
+``_env`` name the environment variable that holds them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+STRATEGY_NAMES = ("customer_first", "balanced", "assertive")
+SOURCE_KINDS = ("replay",)
+FIELD_NAMES = (
+    "id",
+    "text",
+    "title",
+    "created_at",
+    "url",
+    "platform",
+    "lang",
+    "author_name",
+    "author_id",
+    "followers",
+    "verified",
+    "role",
+    "likes",
+    "reposts",
+    "comments",
+)
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used, with the key and the fix in the message."""
+
+
+@dataclass(frozen=True)
+class Competitor:
+    name: str
+    aliases: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Brand:
+    """The monitored brand and the words that identify it."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    official_accounts: tuple[str, ...] = ()
+    # Brand words that are also ordinary words ("启程" is "to set off") count
+    # only with evidence; these phrases are read as the ordinary sense.
+    ordinary_senses: tuple[str, ...] = ()
+    # Words that make an ambiguous brand word mean the brand (车, 4S店, 续航 ...).
+    context_words: tuple[str, ...] = ()
+    competitors: tuple[Competitor, ...] = ()
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The mapping from the four factors to a level, and response times.
+
+    A post is critical when the factor sum reaches ``critical_sum``, or a single
+    factor reaches ``critical_factor`` in public impact or customer identity,
+    or a safety event happened. Medium follows the same pattern.
+    """
+
+    critical_sum: int
+    medium_sum: int
+    critical_single: int = 3
+    medium_single: int = 2
+    medium_company_fault: int = 3
+    response_hours: dict[str, float] = field(
+        default_factory=lambda: {"critical": 1.0, "medium": 24.0, "normal": 48.0}
+    )
+
+
+DEFAULT_STRATEGIES = {
+    "customer_first": Thresholds(
+        critical_sum=8,
+        medium_sum=4,
+        response_hours={"critical": 1.0, "medium": 12.0, "normal": 24.0},
+    ),
+    "balanced": Thresholds(critical_sum=9, medium_sum=5),
+    "assertive": Thresholds(
+        critical_sum=10,
+        medium_sum=6,
+        medium_company_fault=4,
+        response_hours={"critical": 2.0, "medium": 48.0, "normal": 72.0},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the scheduled service runs a source: an interval or a cron line."""
+
+    interval_minutes: float | None = None
+    cron: str | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """One configured source.
+
+    ``fields`` maps the product's field names (id, text, created_at,
+    author_name, followers, likes ...) to the record's own keys; a dotted key
+    such as ``author.followers`` reaches into nested objects. ``platform`` is
+    the site the posts come from when the record does not say.
+    """
+
+    name: str
+    kind: Literal["replay"]
+    path: str
+    format: Literal["jsonl", "csv", "auto"] = "auto"
+    encoding: str = "utf-8"
+    platform: str = "unknown"
+    lang: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+    timezone: str | None = None
+    limit: int | None = None
+    enabled: bool = True
+    schedule: Schedule = field(default_factory=lambda: Schedule(interval_minutes=60))
+
+
+@dataclass(frozen=True)
+class Department:
+    name: str
+    recipients: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Route:
+    """Who hears of a post at one level."""
+
+    departments: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str
+    port: int = 587
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str = "FENGHUO_SMTP_PASSWORD"
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Alerts:
+    outbox: str = "data/outbox"
+    sender: str = "烽火预警 <fenghuo@localhost>"
+    review_url: str = "http://127.0.0.1:8000"
+    alert_levels: tuple[Literal["normal", "medium", "critical"], ...] = (
+        "medium",
+        "critical",
+    )
+    departments: dict[str, Department] = field(default_factory=dict)
+    routing: dict[str, Route] = field(default_factory=dict)
+    smtp: Smtp | None = None
+
+
+@dataclass(frozen=True)
+class Storage:
+    url: str = "sqlite:///data/fenghuo.db"
+    batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class Config:
+    brand: Brand
+    sources: tuple[Source, ...]
+    strategy: Literal["customer_first", "balanced", "assertive"] = "balanced"
+    strategies: dict[str, Thresholds] = field(default_factory=dict)
+    timezone: str = "Asia/Shanghai"
+    storage: Storage = field(default_factory=Storage)
+    alerts: Alerts = field(default_factory=Alerts)
+    # Folder that relative paths in this file are read from; set by the loader.
+    base_dir: str = "."
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self.strategies.get(self.strategy) or DEFAULT_STRATEGIES[self.strategy]
+
+    def resolve(self, path: str) -> Path:
+        """Return ``path`` made absolute against the config file's folder."""
+        candidate = Path(os.path.expandvars(path)).expanduser()
+        if candidate.is_absolute():
+            return candidate
+        return Path(self.base_dir) / candidate
+
+    @property
+    def database_url(self) -> str:
+        """The storage URL, with a relative SQLite path made absolute."""
+        url = self.storage.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(self.resolve(rest))
+        return url
+
+
+def load(path: str | Path) -> Config:
+    """Read, parse and validate a config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {_describe(data)}")
+    data.pop("base_dir", None)
+    base_dir = str(path.resolve().parent)
+    config = _build(Config, {**data, "base_dir": base_dir}, "", path)
+    _check(config, path)
+    return config
+
+
+def _build(cls: type, data: Any, key: str, path: Path) -> Any:
+    where = key or "(top level)"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: {where}: expected a mapping, got {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        allowed = ", ".join(sorted(n for n in fields if n != "base_dir"))
+        raise ConfigError(
+            f"{path}: {_join(key, str(unknown[0]))}: unknown key; expected one of: {allowed}"
+        )
+    values = {}
+    for name, f in fields.items():
+        if name in data:
+            values[name] = _convert(hints[name], data[name], _join(key, name), path)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{path}: {_join(key, name)}: missing required key")
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        return _convert(options[0], value, key, path)
+    if origin is Literal:
+        if value not in args:
+            expected = ", ".join(str(a) for a in args)
+            raise ConfigError(f"{path}: {key}: expected one of {expected}; got {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, list):
+            raise ConfigError(f"{path}: {key}: expected a list, got {_describe(value)}")
+        return tuple(_convert(args[0], v, f"{key}[{i}]", path) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {key}: expected a mapping, got {_describe(value)}")
+        return {
+            _convert(args[0], k, key, path): _convert(args[1], v, _join(key, str(k)), path)
+            for k, v in value.items()
+        }
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key, path)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: {key}: expected true or false, got {_describe(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: {key}: expected a whole number, got {_describe(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: {key}: expected a number, got {_describe(value)}")
+        return float(value)
+    if hint is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: {key}: expected text, got {_describe(value)}")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} at {key}")
+
+
+def _check(config: Config, path: Path) -> None:
+    """Apply the rules that span several keys."""
+    names = [source.name for source in config.sources]
+    for i, source in enumerate(config.sources):
+        key = f"sources[{i}]"
+        if names.count(source.name) > 1:
+            raise ConfigError(f"{path}: {key}.name: duplicate source name {source.name!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", source.name):
+            raise ConfigError(
+                f"{path}: {key}.name: expected letters, digits, '_', '.' or '-' "
+                f"(at most 64); got {source.name!r}"
+            )
+        for field_name in source.fields:
+            if field_name not in FIELD_NAMES:
+                raise ConfigError(
+                    f"{path}: {key}.fields.{field_name}: unknown field; "
+                    f"expected one of: {', '.join(FIELD_NAMES)}"
+                )
+        schedule = source.schedule
+        if (schedule.interval_minutes is None) == (schedule.cron is None):
+            raise ConfigError(
+                f"{path}: {key}.schedule: expected exactly one of interval_minutes or cron"
+            )
+        if schedule.interval_minutes is not None and schedule.interval_minutes <= 0:
+            raise ConfigError(
+                f"{path}: {key}.schedule.interval_minutes: expected a positive number; "
+                f"got {schedule.interval_minutes}"
+            )
+        if source.limit is not None and source.limit < 1:
+            raise ConfigError(f"{path}: {key}.limit: expected a positive number; got {source.limit}")
+        try:
+            "".encode(source.encoding)
+        except LookupError:
+            raise ConfigError(
+                f"{path}: {key}.encoding: unknown encoding {source.encoding!r}"
+            ) from None
+
+    for name in config.strategies:
+        if name not in STRATEGY_NAMES:
+            raise ConfigError(
+                f"{path}: strategies.{name}: unknown strategy; "
+                f"expected one of {', '.join(STRATEGY_NAMES)}"
+            )
+    for name, thresholds in config.strategies.items():
+        if thresholds.critical_sum <= thresholds.medium_sum:
+            raise ConfigError(
+                f"{path}: strategies.{name}.critical_sum: expected more than medium_sum "
+                f"({thresholds.medium_sum}); got {thresholds.critical_sum}"
+            )
+        missing = {"critical", "medium", "normal"} - set(thresholds.response_hours)
+        if missing:
+            raise ConfigError(
+                f"{path}: strategies.{name}.response_hours: missing {', '.join(sorted(missing))}"
+            )
+
+    _check_timezone(config.timezone, "timezone", path)
+    for i, source in enumerate(config.sources):
+        if source.timezone:
+            _check_timezone(source.timezone, f"sources[{i}].timezone", path)
+
+    alerts = config.alerts
+    for level, route in alerts.routing.items():
+        if level not in ("normal", "medium", "critical"):
+            raise ConfigError(
+                f"{path}: alerts.routing.{level}: unknown level; "
+                "expected normal, medium or critical"
+            )
+        for department in route.departments:
+            if department not in alerts.departments:
+                raise ConfigError(
+                    f"{path}: alerts.routing.{level}.departments: unknown department "
+                    f"{department!r}; define it under alerts.departments"
+                )
+    for name, department in alerts.departments.items():
+        for address in department.recipients:
+            _check_address(address, f"alerts.departments.{name}.recipients", path)
+    for level, route in alerts.routing.items():
+        for address in route.recipients:
+            _check_address(address, f"alerts.routing.{level}.recipients", path)
+    _check_address(alerts.sender, "alerts.sender", path)
+
+
+def _check_timezone(name: str, key: str, path: Path) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{path}: {key}: unknown time zone {name!r}; expected an IANA name such as Asia/Shanghai"
+        ) from None
+
+
+_ADDRESS = re.compile(r"^(?:[^<>\r\n]*<)?[^@\s<>\"]+@[^@\s<>\"]+(?:>)?$")
+
+
+def _check_address(address: str, key: str, path: Path) -> None:
+    if not _ADDRESS.match(address.strip()) or any(c in address for c in "\r\n"):
+        raise ConfigError(
+            f"{path}: {key}: invalid email address {address!r}; "
+            "expected name@example.com or 'Name <name@example.com>'"
+        )
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"

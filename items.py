@@ -1,0 +1,202 @@
+"""Plain data passed between the stages of the pipeline.
+
+A collector produces :class:`Item` objects; the nlp stage turns each into an
+:class:`Assessment` (normalised text, brand relevance, classification and
+grading); storage and alerts read both. This module imports nothing from the
+project, so every package may import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+KINDS = ("irrelevant", "neutral", "praise", "grievance", "complaint")
+LEVELS = ("normal", "medium", "critical")
+FACTORS = ("customer_loss", "company_fault", "public_impact", "customer_identity")
+VERIFIED_TYPES = ("none", "personal", "media", "government", "enterprise")
+ROOT_CAUSES = ("product", "service", "process")
+
+FACTOR_NAMES_ZH = {
+    "customer_loss": "客户损失",
+    "company_fault": "企业过失",
+    "public_impact": "公共影响",
+    "customer_identity": "客户身份",
+}
+LEVEL_NAMES_ZH = {"normal": "普通", "medium": "中等", "critical": "危机"}
+KIND_NAMES_ZH = {
+    "irrelevant": "无关",
+    "neutral": "中性",
+    "praise": "表扬",
+    "grievance": "抱怨",
+    "complaint": "投诉",
+}
+
+
+@dataclass(slots=True)
+class Author:
+    """The account that wrote a post, as the source describes it."""
+
+    name: str | None = None
+    id: str | None = None
+    followers: int | None = None
+    verified: str = "none"
+    role: str | None = None
+
+
+@dataclass(slots=True)
+class Engagement:
+    """Counts of reactions to a post at the time it was collected."""
+
+    likes: int = 0
+    reposts: int = 0
+    comments: int = 0
+
+    @property
+    def interactions(self) -> int:
+        return self.likes + self.reposts + self.comments
+
+
+@dataclass(slots=True)
+class Item:
+    """One collected post, before any analysis.
+
+    ``source`` is the configured source name and ``platform`` the site the post
+    was written on (weibo, reddit, 12365auto ...). ``external_id`` is unique
+    within a source. ``created_at`` and ``collected_at`` are timezone-aware.
+    ``location`` names where the record came from (a file and line, a URL) so
+    that log lines can point at it.
+    """
+
+    source: str
+    platform: str
+    external_id: str
+    text: str
+    collected_at: datetime
+    created_at: datetime | None = None
+    title: str | None = None
+    url: str | None = None
+    lang: str | None = None
+    author: Author = field(default_factory=Author)
+    engagement: Engagement = field(default_factory=Engagement)
+    raw: dict[str, Any] = field(default_factory=dict)
+    location: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedText:
+    """The text the classifier reads; analysts always see the original.
+
+    ``text`` holds the author's own words, ``quoted`` the repost chain that
+    followed them. ``emoticons`` counts Weibo codes such as ``[怒]``.
+    """
+
+    text: str
+    quoted: str = ""
+    emoticons: dict[str, int] = field(default_factory=dict)
+    hashtags: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    mentions: tuple[str, ...] = ()
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Relevance:
+    """Whether a post is about the monitored brand, and the words that showed it."""
+
+    relevant: bool
+    brand: str | None = None
+    models: tuple[str, ...] = ()
+    competitors: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """A signal that contributed to a decision: its name and the matched text."""
+
+    name: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The kind of a post with its confidence and the cues that decided it."""
+
+    kind: str
+    confidence: float
+    cues: tuple[Cue, ...] = ()
+    demands: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    root_cause: str | None = None
+    model_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FactorScore:
+    """One of the four grading factors, scored 0-3, with its evidence."""
+
+    name: str
+    score: int
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Grading:
+    """Escalation risk of a grievance or complaint.
+
+    ``level`` is set for complaints and for grievances alike: a grievance from a
+    journalist going viral can be critical before anyone has filed anything.
+    ``deadline`` is the response deadline that the level implies under the
+    configured strategy. ``reason`` is one sentence an analyst can read.
+    """
+
+    factors: tuple[FactorScore, ...]
+    level: str
+    strategy: str
+    deadline: datetime | None
+    reason: str
+    safety: bool = False
+    high_risk: bool = False
+
+    def factor(self, name: str) -> FactorScore:
+        for factor in self.factors:
+            if factor.name == name:
+                return factor
+        raise KeyError(name)
+
+    @property
+    def total(self) -> int:
+        return sum(factor.score for factor in self.factors)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """Everything the nlp stage concluded about one item.
+
+    ``grading`` is None for kinds that are not graded (irrelevant, neutral,
+    praise).
+    """
+
+    normalized: NormalizedText
+    relevance: Relevance
+    classification: Classification
+    grading: Grading | None = None
+
+
+def as_dict(value: Any) -> Any:
+    """Convert a dataclass from this module into JSON-ready built-in types."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: as_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [as_dict(v) for v in value]
+    if isinstance(value, dict):
+        return {k: as_dict(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
