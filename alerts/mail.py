@@ -1,0 +1,257 @@
+"""Alert emails: compose them, write them as .eml files, or send them by SMTP.
+
+Everything that comes from a post is treated as hostile: header values are
+stripped of line breaks and control characters before they reach a header,
+and the HTML body escapes every value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import re
+import smtplib
+import ssl
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from alerts.rules import AlertDecision
+from config import Smtp
+from items import (
+    FACTOR_NAMES_ZH,
+    KIND_NAMES_ZH,
+    LEVEL_NAMES_ZH,
+    Assessment,
+    Item,
+)
+
+SUMMARY_CHARS = 36
+BODY_TEXT_CHARS = 5000
+_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_STRATEGY_NAMES_ZH = {"customer_first": "客户至上", "balanced": "平等关系", "assertive": "强势理性"}
+
+
+@dataclass(frozen=True, slots=True)
+class Composed:
+    subject: str
+    message_id: str
+    message: str
+
+
+def compose(
+    decision: AlertDecision,
+    item: Item,
+    assessment: Assessment,
+    *,
+    post_id: int,
+    sender: str,
+    review_url: str,
+    timezone: str,
+    now: datetime,
+) -> Composed:
+    """Build the alert email for one post, as RFC 5322 text with CRLF line ends."""
+    grading = assessment.grading
+    assert grading is not None, "only graded posts alert"
+    zone = ZoneInfo(timezone)
+
+    subject = _subject(decision, item, assessment)
+    message_id = _message_id(decision.dedup_key, sender)
+    message = EmailMessage(policy=SMTP)
+    message["Subject"] = subject
+    message["From"] = _address(sender)
+    message["To"] = [_address(r) for r in decision.recipients]
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id
+    message["X-Fenghuo-Level"] = decision.level
+    message["X-Fenghuo-Post"] = str(post_id)
+
+    context = _Context(decision, item, assessment, post_id, review_url.rstrip("/"), zone)
+    message.set_content(context.plain(), charset="utf-8")
+    message.add_alternative(context.html(), subtype="html", charset="utf-8")
+    return Composed(subject=subject, message_id=message_id, message=message.as_string())
+
+
+def header_safe(value: str, limit: int) -> str:
+    """Collapse line breaks and control characters to spaces and cut to ``limit``."""
+    flat = _UNSAFE_HEADER.sub(" ", value)
+    flat = re.sub(r"\s+", " ", flat).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _subject(decision: AlertDecision, item: Item, assessment: Assessment) -> str:
+    level = LEVEL_NAMES_ZH[decision.level]
+    kind = KIND_NAMES_ZH[decision.kind]
+    if decision.kind == "grievance" and decision.high_risk:
+        kind += "·高风险"
+    models = "/".join(assessment.relevance.models[:2])
+    summary = header_safe(item.title or assessment.normalized.text or item.text, SUMMARY_CHARS)
+    parts = [f"[烽火·{level}] {kind}"]
+    if models:
+        parts.append(models)
+    parts.append(summary)
+    return " | ".join(parts)
+
+
+def _message_id(dedup_key: str, sender: str) -> str:
+    # A stable id: the same alert always carries the same Message-ID, so a
+    # resend after a crash is recognisable as the same message.
+    digest = hashlib.sha256(dedup_key.encode("utf-8")).hexdigest()[:32]
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "fenghuo.localhost"
+    return f"<{digest}.alert@{domain}>"
+
+
+def _address(value: str) -> Address:
+    name, addr = parseaddr(value)
+    username, _, domain = addr.rpartition("@")
+    return Address(display_name=header_safe(name, 80), username=username, domain=domain)
+
+
+class _Context:
+    """The values shown in both bodies, formatted once."""
+
+    def __init__(self, decision, item, assessment, post_id, review_url, zone) -> None:
+        self.decision = decision
+        self.item = item
+        self.assessment = assessment
+        self.grading = assessment.grading
+        self.link = f"{review_url}/posts/{post_id}"
+        self.zone = zone
+
+    def when(self, moment: datetime | None) -> str:
+        if moment is None:
+            return "时间未知"
+        return moment.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+
+    def lead(self) -> str:
+        level = LEVEL_NAMES_ZH[self.decision.level]
+        kind = KIND_NAMES_ZH[self.decision.kind]
+        deadline = self.when(self.grading.deadline)
+        return f"烽火发现一条【{level}】级{kind}，请在 {deadline}（{self.zone.key}）前首次响应。"
+
+    def factor_lines(self) -> list[str]:
+        lines = []
+        for factor in self.grading.factors:
+            evidence = "；".join(factor.evidence) or "无明显证据"
+            lines.append(f"{FACTOR_NAMES_ZH[factor.name]} {factor.score}/3：{evidence}")
+        return lines
+
+    def author_line(self) -> str:
+        author = self.item.author
+        parts = [self.item.platform, header_safe(author.name or "匿名", 40)]
+        if author.followers is not None:
+            parts.append(f"粉丝 {author.followers:,}")
+        if author.verified != "none":
+            parts.append(f"认证 {author.verified}")
+        parts.append(self.when(self.item.created_at))
+        return " · ".join(parts)
+
+    def engagement_line(self) -> str:
+        e = self.item.engagement
+        return f"点赞 {e.likes:,} · 转发 {e.reposts:,} · 评论 {e.comments:,}"
+
+    def post_text(self) -> str:
+        text = self.item.text
+        if len(text) > BODY_TEXT_CHARS:
+            return text[:BODY_TEXT_CHARS] + f"\n（全文共 {len(text):,} 字，此处截断）"
+        return text
+
+    def cue_line(self) -> str:
+        cues = self.assessment.classification.cues
+        return "；".join(str(cue) for cue in cues[:8]) or "无"
+
+    def strategy(self) -> str:
+        return _STRATEGY_NAMES_ZH.get(self.grading.strategy, self.grading.strategy)
+
+    def plain(self) -> str:
+        lines = ["各位好，", "", self.lead(), "", f"原因：{self.grading.reason}", "", "四个因子："]
+        lines += [f"- {line}" for line in self.factor_lines()]
+        lines += ["", f"原帖（{self.author_line()}）", self.engagement_line(), "", self.post_text()]
+        if self.item.url:
+            lines += ["", f"原帖链接：{self.item.url}"]
+        lines += [
+            "",
+            f"判断依据：{self.cue_line()}",
+            f"在烽火中处理：{self.link}",
+            "",
+            f"—— 烽火预警（{self.strategy()}策略）",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        e = html.escape
+        factors = "".join(f"<li>{e(line)}</li>" for line in self.factor_lines())
+        text = e(self.post_text()).replace("\n", "<br>\n")
+        url = ""
+        if self.item.url and self.item.url.startswith(("http://", "https://")):
+            url = f'<p><a href="{e(self.item.url)}">原帖链接</a></p>'
+        return (
+            "<!doctype html><html><body>\n"
+            f"<p>各位好，</p>\n<p><strong>{e(self.lead())}</strong></p>\n"
+            f"<p>原因：{e(self.grading.reason)}</p>\n"
+            f"<p>四个因子：</p><ul>{factors}</ul>\n"
+            f"<p>原帖（{e(self.author_line())}）<br>{e(self.engagement_line())}</p>\n"
+            f"<blockquote>{text}</blockquote>\n{url}"
+            f"<p>判断依据：{e(self.cue_line())}</p>\n"
+            f'<p><a href="{e(self.link)}">在烽火中处理</a></p>\n'
+            f"<p>—— 烽火预警（{e(self.strategy())}策略）</p>\n</body></html>\n"
+        )
+
+
+def write_eml(message: str, outbox: Path, name: str) -> Path:
+    """Write a message into ``outbox`` atomically and return its path.
+
+    The file appears under its final name only once it is complete, so a
+    crash never leaves half an email where a reader would pick it up.
+    """
+    outbox.mkdir(parents=True, exist_ok=True)
+    target = outbox / f"{name}.eml"
+    fd, temporary = tempfile.mkstemp(dir=outbox, prefix=".tmp-", suffix=".eml")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii", newline="") as handle:
+            handle.write(message)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def send_smtp(message: str, recipients: list[str], settings: Smtp, password: str | None) -> None:
+    """Send one message through the configured SMTP server.
+
+    The envelope sender is the login user when there is one, so that providers
+    which check it against the account accept the message.
+    """
+    envelope_from = settings.username or parseaddr(_header(message, "From"))[1]
+    envelope_to = [parseaddr(r)[1] for r in recipients]
+    context = ssl.create_default_context()
+    if settings.security == "tls":
+        client = smtplib.SMTP_SSL(
+            settings.host, settings.port, timeout=settings.timeout_seconds, context=context
+        )
+    else:
+        client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_seconds)
+    with client:
+        if settings.security == "starttls":
+            client.starttls(context=context)
+        if settings.username:
+            client.login(settings.username, password or "")
+        client.sendmail(envelope_from, envelope_to, message.encode("ascii"))
+
+
+def _header(message: str, name: str) -> str:
+    prefix = name.lower() + ":"
+    for line in message.split("\r\n"):
+        if not line:
+            break
+        if line.lower().startswith(prefix):
+            return line[len(prefix) :].strip()
+    return ""

@@ -1,0 +1,162 @@
+"""What every collector shares: the batch it yields, its errors, and the
+helpers that turn loosely typed source values into clean item fields.
+
+Exceptions::
+
+    CollectorError          the source cannot be read at all (run fails)
+    RecordError             one record is unusable (it is set aside, run goes on)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from items import Item
+
+
+class CollectorError(Exception):
+    """A source that cannot be read at all; the message names source and location."""
+
+
+class RecordError(ValueError):
+    """One record that cannot become an item; the message says why."""
+
+
+@dataclass(slots=True)
+class Rejected:
+    """A record set aside, with where it was and why."""
+
+    location: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Batch:
+    """Items read since the previous batch, and the cursor that follows them.
+
+    Storing the items and the cursor together means a restart resumes right
+    after the last stored batch.
+    """
+
+    items: list[Item]
+    cursor: str
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+class Collector(Protocol):
+    name: str
+
+    def collect(self, cursor: str | None) -> Iterator[Batch]:
+        """Yield batches of items from where ``cursor`` left off."""
+        ...
+
+    def estimate_total(self, cursor: str | None) -> int | None:
+        """Return how many records remain, when that is cheap to know."""
+        ...
+
+
+# C0 and C1 control characters other than tab, newline and carriage return.
+# PostgreSQL cannot store NUL in text at all, and the others only break
+# terminals and mail headers further on.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def clean_text(value: str) -> str:
+    """Remove NUL and other control characters, keeping tabs and newlines."""
+    return _CONTROL.sub("", value)
+
+
+def clean_raw(value: Any) -> Any:
+    """Apply :func:`clean_text` to every string inside a decoded JSON value."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_raw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_raw(v) for v in value]
+    return value
+
+
+_COUNT = re.compile(r"^\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*([万wWkK千亿]?)\+?\s*$")
+_COUNT_SCALE = {"": 1, "万": 10_000, "w": 10_000, "W": 10_000, "k": 1_000, "K": 1_000,
+                "千": 1_000, "亿": 100_000_000}
+
+
+def parse_count(value: Any) -> int:
+    """Read a follower or engagement count such as 12, "1,024", "1.2万" or "3k".
+
+    Anything unreadable or negative counts as 0: a missing like count must not
+    cost the whole post.
+    """
+    if value is None or isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float):
+        return max(int(value), 0) if value == value else 0
+    match = _COUNT.match(str(value))
+    if not match:
+        return 0
+    number = float(match.group(1).replace(",", ""))
+    return int(number * _COUNT_SCALE[match.group(2)])
+
+
+_DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
+    "%Y年%m月%d日 %H:%M",
+    "%Y年%m月%d日",
+    "%a %b %d %H:%M:%S %z %Y",
+)
+
+
+def parse_time(value: Any, zone: ZoneInfo) -> datetime | None:
+    """Read a timestamp as a source writes it; None when it cannot be read.
+
+    Naive times are taken to be in ``zone``. Numbers are Unix seconds (or
+    milliseconds when too large for seconds). The result is in UTC.
+    """
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = value / 1000 if value > 10**11 else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    text = str(value).strip()
+    if text.isdigit():
+        return parse_time(int(text), zone)
+    parsed = _parse_iso(text)
+    if parsed is None:
+        for pattern in _DATE_FORMATS:
+            try:
+                parsed = datetime.strptime(text, pattern)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(timezone.utc)
+
+
+def _parse_iso(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None
+    return datetime(day.year, day.month, day.day)

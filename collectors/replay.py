@@ -1,0 +1,309 @@
+"""Replay of JSONL and CSV files: backfill, demos and tests.
+
+Records become items through the field mapping of the source's config, so a
+corpus loads without conversion code. A record that cannot be used is set
+aside with its file and line, and the run goes on. The cursor is the number
+of records already consumed, so an appended file resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from collectors.base import (
+    Batch,
+    CollectorError,
+    RecordError,
+    Rejected,
+    clean_raw,
+    clean_text,
+    parse_count,
+    parse_time,
+)
+from config import Source
+from items import VERIFIED_TYPES, Author, Engagement, Item
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+
+# Records larger than this are set aside: a single line of tens of megabytes is
+# a broken export, not a post, and would stall every later stage.
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+
+_VERIFIED_ALIASES = {
+    "": "none",
+    "无": "none",
+    "黄v": "personal",
+    "橙v": "personal",
+    "金v": "personal",
+    "蓝v": "enterprise",
+    "true": "personal",
+    "false": "none",
+}
+
+
+class ReplayCollector:
+    """Read a JSONL or CSV file through a field mapping."""
+
+    def __init__(self, source: Source, path: Path, default_timezone: str) -> None:
+        self.name = source.name
+        self.source = source
+        self.path = path
+        self.format = _detect_format(source.format, path)
+        self.zone = ZoneInfo(source.timezone or default_timezone)
+        self.batch_size = BATCH_SIZE
+
+    def estimate_total(self, cursor: str | None) -> int | None:
+        try:
+            with self.path.open("rb") as handle:
+                lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+        except OSError:
+            return None
+        if self.format == "csv":
+            lines -= 1
+        if self.source.limit is not None:
+            lines = min(lines, self.source.limit)
+        return max(lines - _records_done(cursor), 0)
+
+    def collect(self, cursor: str | None) -> Iterator[Batch]:
+        done = _records_done(cursor)
+        if not self.path.is_file():
+            raise CollectorError(f"source {self.name}: replay file not found: {self.path}")
+        records = self._records()
+        position = 0
+        items: list[Item] = []
+        rejected: list[Rejected] = []
+        collected_at = datetime.now(timezone.utc)
+        for position, (location, record) in enumerate(records, start=1):
+            if position <= done:
+                continue
+            if self.source.limit is not None and position > self.source.limit:
+                position -= 1
+                break
+            try:
+                if isinstance(record, RecordError):
+                    raise record
+                items.append(self._to_item(record, location, collected_at))
+            except RecordError as exc:
+                logger.warning(
+                    "record rejected source=%s location=%s reason=%s", self.name, location, exc
+                )
+                rejected.append(Rejected(location, str(exc)))
+            if len(items) + len(rejected) >= self.batch_size:
+                yield Batch(items, _cursor(position), rejected)
+                items, rejected = [], []
+                collected_at = datetime.now(timezone.utc)
+        if position < done:
+            logger.warning(
+                "replay file shorter than cursor source=%s records=%s cursor=%s",
+                self.name,
+                position,
+                done,
+            )
+        if items or rejected:
+            yield Batch(items, _cursor(position), rejected)
+
+    def _records(self) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
+        try:
+            handle = self.path.open("rb")
+        except OSError as exc:
+            raise CollectorError(f"source {self.name}: cannot open {self.path}: {exc}") from None
+        with handle:
+            if self.format == "jsonl":
+                yield from self._jsonl_records(handle)
+            else:
+                yield from self._csv_records(handle)
+
+    def _jsonl_records(self, handle) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
+        for number, line in enumerate(handle, start=1):
+            location = f"{self.path.name}:{number}"
+            if not line.strip():
+                continue
+            if len(line) > MAX_RECORD_BYTES:
+                yield location, RecordError(f"record larger than {MAX_RECORD_BYTES} bytes")
+                continue
+            try:
+                record = json.loads(self._decode(line, location))
+            except RecordError as exc:
+                yield location, exc
+                continue
+            except json.JSONDecodeError as exc:
+                yield location, RecordError(f"invalid JSON: {exc.msg} at column {exc.colno}")
+                continue
+            if not isinstance(record, dict):
+                yield location, RecordError(f"expected a JSON object, got {type(record).__name__}")
+                continue
+            yield location, record
+
+    def _csv_records(self, handle) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
+        undecodable: dict[int, str] = {}
+        reader = csv.reader(self._csv_lines(handle, undecodable))
+        try:
+            header = [name.strip().lstrip("\ufeff") for name in next(reader)]
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CollectorError(
+                f"source {self.name}: unreadable CSV header in {self.path}: {exc}"
+            ) from None
+        last_line = reader.line_num
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                row, error = None, RecordError(str(exc))
+            else:
+                error = None
+            first_line, last_line = last_line + 1, reader.line_num
+            location = f"{self.path.name}:{first_line}"
+            bad = [undecodable.pop(n) for n in range(first_line, last_line + 1) if n in undecodable]
+            if error is None and bad:
+                error = RecordError(bad[0])
+            if error is None and row and len(row) != len(header):
+                error = RecordError(f"expected {len(header)} columns, got {len(row)}")
+            if error is not None:
+                yield location, error
+            elif row:
+                yield location, dict(zip(header, row))
+
+    def _csv_lines(self, handle, undecodable: dict[int, str]) -> Iterator[str]:
+        # csv.reader cannot skip a line it failed to read, so an undecodable
+        # line is passed on with replacement characters and its number kept,
+        # and the row that contains it is rejected afterwards.
+        for number, line in enumerate(handle, start=1):
+            try:
+                text = self._decode(line, f"{self.path.name}:{number}")
+            except RecordError as exc:
+                undecodable[number] = str(exc)
+                text = line.decode(self.source.encoding, errors="replace")
+            yield text.replace("\x00", "")
+
+    def _decode(self, line: bytes, location: str) -> str:
+        try:
+            return line.decode(self.source.encoding)
+        except UnicodeDecodeError:
+            pass
+        # Chinese exports often mix GBK lines into a UTF-8 file; GB18030 is the
+        # superset that reads them. Accept it only when the result has Chinese
+        # text, since GB18030 also "decodes" arbitrary binary garbage.
+        try:
+            text = line.decode("gb18030")
+        except UnicodeDecodeError:
+            raise RecordError(f"invalid {self.source.encoding} text") from None
+        if not any("\u4e00" <= ch <= "\u9fff" for ch in text):
+            raise RecordError(f"invalid {self.source.encoding} text")
+        logger.warning("record decoded as GB18030 source=%s location=%s", self.name, location)
+        return text
+
+    def _to_item(self, record: dict[str, Any], location: str, collected_at: datetime) -> Item:
+        fields = self.source.fields
+        get = lambda name: _lookup(record, fields.get(name, name))  # noqa: E731
+
+        text = get("text")
+        if not isinstance(text, str):
+            raise RecordError("missing text" if text is None else "text is not a string")
+        text = clean_text(text).strip()
+        if not text:
+            raise RecordError("empty text")
+
+        external_id = get("id") if "id" in fields or "id" in record else None
+        if external_id is None or external_id == "":
+            if "id" in fields:
+                raise RecordError(f"missing id (field {fields['id']!r})")
+            external_id = "sha1:" + hashlib.sha1(text.encode("utf-8")).hexdigest()
+        external_id = clean_text(str(external_id)).strip()[:200]
+
+        raw_time = get("created_at")
+        created_at = parse_time(raw_time, self.zone)
+        if created_at is None and raw_time not in (None, ""):
+            logger.warning(
+                "unreadable time source=%s location=%s value=%r",
+                self.name,
+                location,
+                str(raw_time)[:40],
+            )
+
+        title = get("title")
+        return Item(
+            source=self.name,
+            platform=_text_or(get("platform"), self.source.platform)[:40],
+            external_id=external_id,
+            text=text,
+            collected_at=collected_at,
+            created_at=created_at,
+            title=clean_text(str(title)).strip() if title else None,
+            url=_text_or(get("url"), None),
+            lang=_text_or(get("lang"), self.source.lang),
+            author=Author(
+                name=_text_or(get("author_name"), None),
+                id=_text_or(get("author_id"), None),
+                followers=parse_count(get("followers")) if get("followers") is not None else None,
+                verified=_verified(get("verified")),
+                role=_text_or(get("role"), None),
+            ),
+            engagement=Engagement(
+                likes=parse_count(get("likes")),
+                reposts=parse_count(get("reposts")),
+                comments=parse_count(get("comments")),
+            ),
+            raw=clean_raw(record),
+            location=location,
+        )
+
+
+def _lookup(record: dict[str, Any], key: str) -> Any:
+    if key in record:
+        return record[key]
+    value: Any = record
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _text_or(value: Any, default: str | None) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return default
+    text = clean_text(str(value)).strip()
+    return text or default
+
+
+def _verified(value: Any) -> str:
+    if value is None:
+        return "none"
+    text = str(value).strip().lower()
+    if text in VERIFIED_TYPES:
+        return text
+    return _VERIFIED_ALIASES.get(text, "personal" if text else "none")
+
+
+def _detect_format(declared: str, path: Path) -> str:
+    if declared != "auto":
+        return declared
+    return "csv" if path.suffix.lower() in (".csv", ".tsv") else "jsonl"
+
+
+def _records_done(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        return int(json.loads(cursor)["records"])
+    except (ValueError, KeyError, TypeError):
+        logger.warning("unreadable replay cursor, starting over cursor=%r", cursor[:80])
+        return 0
+
+
+def _cursor(records: int) -> str:
+    return json.dumps({"records": records})

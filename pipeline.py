@@ -1,0 +1,458 @@
+"""Fenghuo's main job and command line.
+
+This module is the composition root: it loads config.yaml, builds the
+collectors, the nlp analyser, the store and the alert transports, and wires
+them into one path per source: collect, store, analyse, grade, alert. Nothing
+imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+import config as config_module
+from alerts import rules
+from alerts.mail import compose
+from alerts.outbox import EmlTransport, SmtpTransport, Transport, deliver_pending
+from collectors import CollectorError, build_collector
+from config import Config, ConfigError, Source
+from items import Assessment, Item
+from nlp import Analyzer
+from storage import NewAlert, Store
+
+logger = logging.getLogger("pipeline")
+
+PROGRESS_LOG_SECONDS = 10.0
+
+
+@dataclass
+class SourceSummary:
+    """What one pass over one source did."""
+
+    source: str
+    status: str = "ok"
+    fetched: int = 0
+    new: int = 0
+    duplicates: int = 0
+    bad: int = 0
+    alerts: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    kinds: Counter = field(default_factory=Counter)
+    levels: Counter = field(default_factory=Counter)
+
+
+class Job:
+    """Runs sources through the whole pipeline against one store."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.analyzer = Analyzer(config.brand, config.thresholds, config.strategy)
+        self.transport = make_transport(config)
+        self.stop = threading.Event()
+
+    def run_source(self, source: Source, *, show_progress: bool = False) -> SourceSummary:
+        """Collect one source from its cursor to the end, storing as it goes."""
+        summary = SourceSummary(source.name)
+        started = time.monotonic()
+        run_id = self.store.start_run(source.name)
+        logger.info("source started source=%s", source.name)
+        try:
+            self._collect(source, summary, show_progress)
+        except CollectorError as exc:
+            summary.status, summary.error = "failed", str(exc)
+            logger.error("source failed source=%s error=%s", source.name, exc)
+        except Exception as exc:
+            summary.status, summary.error = "failed", f"{type(exc).__name__}: {exc}"
+            logger.exception("source crashed source=%s", source.name)
+        if self.stop.is_set() and summary.status == "ok":
+            summary.status = "partial"
+        summary.seconds = time.monotonic() - started
+        self.store.finish_run(
+            run_id,
+            status=summary.status,
+            fetched=summary.fetched,
+            new=summary.new,
+            duplicates=summary.duplicates,
+            bad=summary.bad,
+            error=summary.error,
+        )
+        logger.info(
+            "source finished source=%s status=%s fetched=%s new=%s duplicates=%s bad=%s "
+            "alerts=%s seconds=%.1f",
+            source.name,
+            summary.status,
+            summary.fetched,
+            summary.new,
+            summary.duplicates,
+            summary.bad,
+            summary.alerts,
+            summary.seconds,
+        )
+        return summary
+
+    def _collect(self, source: Source, summary: SourceSummary, show_progress: bool) -> None:
+        collector = build_collector(source, self.config)
+        cursor = self.store.get_cursor(source.name)
+        with _Progress(source.name, collector.estimate_total(cursor), show_progress) as progress:
+            for batch in collector.collect(cursor):
+                ids = self.store.add_items(batch.items, cursor=(source.name, batch.cursor))
+                new = [(i, item) for i, item in zip(ids, batch.items) if i is not None]
+                summary.fetched += len(batch.items)
+                summary.bad += len(batch.rejected)
+                summary.new += len(new)
+                summary.duplicates += len(batch.items) - len(new)
+                self.process(new, summary)
+                progress.advance(len(batch.items) + len(batch.rejected))
+                if self.stop.is_set():
+                    logger.info("source stopping after batch source=%s", source.name)
+                    return
+
+    def process(self, posts: list[tuple[int, Item]], summary: SourceSummary) -> None:
+        """Analyse stored posts, save the results and raise their alerts."""
+        if not posts:
+            return
+        post_ids = [post_id for post_id, _ in posts]
+        assessments = self.analyzer.analyse([item for _, item in posts])
+        self.store.save_assessments(post_ids, assessments)
+        for assessment in assessments:
+            summary.kinds[assessment.classification.kind] += 1
+            if assessment.grading is not None:
+                summary.levels[assessment.grading.level] += 1
+        summary.alerts += self._raise_alerts(posts, assessments)
+
+    def recover(self) -> int:
+        """Analyse posts that were stored but never analysed, after a crash."""
+        summary = SourceSummary("recovery")
+        while batch := self.store.unassessed_posts(limit=500):
+            self.process(batch, summary)
+        if summary.kinds:
+            logger.warning("recovered unanalysed posts count=%s", sum(summary.kinds.values()))
+        return sum(summary.kinds.values())
+
+    def _raise_alerts(self, posts: list[tuple[int, Item]], assessments: list[Assessment]) -> int:
+        settings = self.config.alerts
+        now = datetime.now(timezone.utc)
+        new_alerts = []
+        for (post_id, item), assessment in zip(posts, assessments):
+            decision = rules.decide(item, assessment, settings)
+            if decision is None:
+                continue
+            composed = compose(
+                decision,
+                item,
+                assessment,
+                post_id=post_id,
+                sender=settings.sender,
+                review_url=settings.review_url,
+                timezone=self.config.timezone,
+                now=now,
+            )
+            new_alerts.append(
+                NewAlert(
+                    post_id=post_id,
+                    dedup_key=decision.dedup_key,
+                    level=decision.level,
+                    kind=decision.kind,
+                    subject=composed.subject,
+                    recipients=decision.recipients,
+                    message_id=composed.message_id,
+                    message=composed.message,
+                )
+            )
+        if not new_alerts:
+            return 0
+        return sum(1 for alert_id in self.store.add_alerts(new_alerts) if alert_id is not None)
+
+    def deliver(self) -> tuple[int, int]:
+        """Deliver pending alerts; return how many were sent and how many failed."""
+        sent = failed = 0
+        while True:
+            report = deliver_pending(self.store, self.transport)
+            sent, failed = sent + report.sent, failed + report.failed
+            if report.sent == 0 or report.failed:
+                break
+        return sent, failed
+
+
+def make_transport(config: Config) -> Transport:
+    """Send by SMTP when it is configured, otherwise write .eml files."""
+    if config.alerts.smtp is not None:
+        return SmtpTransport(config.alerts.smtp)
+    return EmlTransport(config.resolve(config.alerts.outbox))
+
+
+class _Progress:
+    """A progress bar on a terminal, periodic log lines elsewhere."""
+
+    def __init__(self, source: str, total: int | None, show_bar: bool) -> None:
+        self.source = source
+        self.total = total
+        self.done = 0
+        self.bar = None
+        self.last_log = time.monotonic()
+        if show_bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=source, unit="post", leave=False)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self.bar is not None:
+            self.bar.update(count)
+            return
+        now = time.monotonic()
+        if now - self.last_log >= PROGRESS_LOG_SECONDS:
+            self.last_log = now
+            logger.info(
+                "source progress source=%s records=%s total=%s",
+                self.source,
+                self.done,
+                self.total if self.total is not None else "unknown",
+            )
+
+
+def open_store(config: Config) -> Store:
+    store = Store(config.database_url)
+    store.migrate()
+    return store
+
+
+def run_once(config: Config, store: Store, *, show_progress: bool = False) -> list[SourceSummary]:
+    """Run every enabled source once, then deliver the alerts that are due."""
+    job = Job(config, store)
+    job.recover()
+    summaries = [
+        job.run_source(source, show_progress=show_progress)
+        for source in config.sources
+        if source.enabled
+    ]
+    job.deliver()
+    return summaries
+
+
+def serve(job: Job, config: Config) -> None:
+    """Run each enabled source on its schedule until ``job.stop`` is set."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    sources = [source for source in config.sources if source.enabled]
+    scheduler = BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(max(2, len(sources) + 1))},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        timezone=config.timezone,
+    )
+    job.recover()
+    for source in sources:
+        schedule = source.schedule
+        if schedule.cron:
+            trigger = CronTrigger.from_crontab(schedule.cron, timezone=config.timezone)
+        else:
+            trigger = IntervalTrigger(minutes=schedule.interval_minutes, timezone=config.timezone)
+        scheduler.add_job(
+            _scheduled_run,
+            trigger,
+            args=(job, source),
+            id=f"source:{source.name}",
+            name=source.name,
+            next_run_time=datetime.now(timezone.utc),
+        )
+    scheduler.add_job(job.deliver, IntervalTrigger(minutes=1), id="deliver", name="deliver")
+    scheduler.start()
+    logger.info("service started sources=%s", len(sources))
+    try:
+        while not job.stop.wait(1.0):
+            pass
+    finally:
+        logger.info("service stopping, finishing the batches in hand")
+        scheduler.shutdown(wait=True)
+        job.deliver()
+        logger.info("service stopped")
+
+
+def _scheduled_run(job: Job, source: Source) -> None:
+    job.run_source(source)
+    job.deliver()
+
+
+# -- command line -----------------------------------------------------------
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if verbose < 2:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    # jieba prints its dictionary loading at INFO through its own logger.
+    logging.getLogger("jieba").setLevel(logging.WARNING)
+
+
+def _load_config(path: str) -> Config:
+    try:
+        return config_module.load(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    default="config.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Config file to read.",
+)
+@click.option("-v", "--verbose", count=True, help="Log more: -v for progress, -vv for debug.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str, verbose: int) -> None:
+    """Fenghuo: early warning of customer grievances and complaints."""
+    _setup_logging(verbose)
+    ctx.obj = {"config_path": config_path}
+
+
+@cli.command()
+@click.pass_context
+def once(ctx: click.Context) -> None:
+    """Run every enabled source once through the whole pipeline, then exit.
+
+    Exits with status 1 when a source failed, 0 otherwise.
+    """
+    config = _load_config(ctx.obj["config_path"])
+    started = time.monotonic()
+    with open_store(config) as store:
+        summaries = run_once(config, store, show_progress=sys.stderr.isatty())
+        pending = store.status().pending_alerts
+    click.echo(_format_summary(summaries, time.monotonic() - started, config, pending))
+    if any(summary.status == "failed" for summary in summaries):
+        ctx.exit(1)
+
+
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the scheduled service until SIGINT or SIGTERM.
+
+    Each source runs on its own schedule from config.yaml. On a signal the
+    batch in hand is finished and stored, then the service exits.
+    """
+    config = _load_config(ctx.obj["config_path"])
+    with open_store(config) as store:
+        job = Job(config, store)
+        for name in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(name, lambda signum, frame: job.stop.set())
+        serve(job, config)
+
+
+@cli.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Show each source's last run, the counts by kind and level, and pending alerts."""
+    config = _load_config(ctx.obj["config_path"])
+    with open_store(config) as store:
+        report = store.status()
+    click.echo(_format_status(report))
+
+
+@cli.command()
+@click.option(
+    "--labels",
+    "labels_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSONL file of labelled posts (text, source, author, engagement, labels).",
+)
+@click.pass_context
+def evaluate(ctx: click.Context, labels_path: str) -> None:
+    """Score the analyser against labelled posts: per-kind precision, recall, F1."""
+    import json
+
+    from nlp.evaluation import evaluate as score, format_report
+
+    config = _load_config(ctx.obj["config_path"])
+    records = []
+    with open(labels_path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise click.ClickException(f"{labels_path}:{number}: invalid JSON: {exc.msg}")
+    report = score(records, config=config)
+    click.echo(format_report(report))
+
+
+def _format_summary(summaries, seconds: float, config: Config, pending: int) -> str:
+    lines = [f"{'source':<24} {'status':<8} {'fetched':>8} {'new':>8} {'dup':>7} "
+             f"{'bad':>6} {'alerts':>7} {'seconds':>8}"]
+    kinds: Counter = Counter()
+    levels: Counter = Counter()
+    for s in summaries:
+        lines.append(
+            f"{s.source:<24} {s.status:<8} {s.fetched:>8} {s.new:>8} {s.duplicates:>7} "
+            f"{s.bad:>6} {s.alerts:>7} {s.seconds:>8.1f}"
+        )
+        if s.error:
+            lines.append(f"  error: {s.error}")
+        kinds.update(s.kinds)
+        levels.update(s.levels)
+    total = sum(s.new for s in summaries)
+    rate = total / seconds if seconds > 0 else 0.0
+    lines.append("")
+    lines.append("kinds:  " + _counts(kinds, ("irrelevant", "neutral", "praise", "grievance",
+                                                "complaint")))
+    lines.append("levels: " + _counts(levels, ("normal", "medium", "critical")))
+    where = (f"SMTP {config.alerts.smtp.host}" if config.alerts.smtp
+             else str(config.resolve(config.alerts.outbox)))
+    lines.append(f"alerts: {sum(s.alerts for s in summaries)} new, {pending} pending ({where})")
+    lines.append(f"{total} new posts in {seconds:.1f}s ({rate:,.0f} posts/s)")
+    return "\n".join(lines)
+
+
+def _counts(counter: Counter, order: tuple[str, ...]) -> str:
+    return "  ".join(f"{name} {counter.get(name, 0)}" for name in order)
+
+
+def _format_status(report) -> str:
+    lines = [f"{'source':<24} {'last run (UTC)':<20} {'status':<8} {'posts':>9} {'bad':>6}  error"]
+    for row in report.sources:
+        started = row.last_started.strftime("%Y-%m-%d %H:%M:%S") if row.last_started else "never"
+        lines.append(
+            f"{row.name:<24} {started:<20} {row.last_status or '-':<8} {row.posts:>9} "
+            f"{row.last_bad or 0:>6}  {row.last_error or ''}"
+        )
+    lines.append("")
+    lines.append("kinds:  " + _counts(Counter(report.kinds), ("irrelevant", "neutral", "praise",
+                                                             "grievance", "complaint")))
+    lines.append("levels: " + _counts(Counter(report.levels), ("normal", "medium", "critical")))
+    lines.append(f"alerts: {report.pending_alerts} pending, {report.failed_alerts} failed")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,391 @@
+"""The main job end to end: posts in, rows stored, alert emails out."""
+
+from __future__ import annotations
+
+import email
+import json
+import logging
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import pipeline
+from storage import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+POSTS = [
+    {
+        "id": "crit-1",
+        "source": "weibo",
+        "text": "高速上QC7刹车失灵差点追尾,已经报警并打了400要求彻查原因、书面说明,"
+        "现在想起来还在发抖 #启程QC7刹车失灵#",
+        "created_at": "2026-11-20T09:12:00+08:00",
+        "author": {
+            "name": "用户100001",
+            "followers": 800,
+            "verified": "none",
+            "role": None,
+        },
+        "engagement": {"likes": 9000, "reposts": 3000, "comments": 2500},
+    },
+    {
+        "id": "grievance-1",
+        "source": "weibo",
+        "text": "QC5车机又黑屏了,真是“靠谱”[微笑]",
+        "created_at": "2026-11-20T10:00:00+08:00",
+        "author": {
+            "name": "用户100002",
+            "followers": 50,
+            "verified": "none",
+            "role": None,
+        },
+        "engagement": {"likes": 1, "reposts": 0, "comments": 0},
+    },
+    {
+        "id": "praise-1",
+        "source": "dongchedi",
+        "text": "启程QC9提车一个月,空间大续航也扎实,全家都很满意[赞]",
+        "created_at": "2026-11-21T10:00:00+08:00",
+        "author": {
+            "name": "用户100003",
+            "followers": 20,
+            "verified": "none",
+            "role": None,
+        },
+        "engagement": {"likes": 3, "reposts": 0, "comments": 1},
+    },
+    {
+        "id": "irrelevant-1",
+        "source": "weibo",
+        "text": "明天一早启程去大理,有没有一起的",
+        "created_at": "2026-11-21T11:00:00+08:00",
+        "author": {
+            "name": "用户100004",
+            "followers": 10,
+            "verified": "none",
+            "role": None,
+        },
+        "engagement": {"likes": 0, "reposts": 0, "comments": 0},
+    },
+]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+        encoding="utf-8",
+    )
+    return path
+
+
+def write_config(tmp_path: Path, database_url: str, sources: list[dict]) -> Path:
+    """Write a config that keeps the default brand and routing but uses tmp_path."""
+    data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    data["storage"] = {"url": database_url}
+    data["alerts"]["outbox"] = str(tmp_path / "outbox")
+    data["sources"] = sources
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def demo_source(path: Path, **extra) -> dict:
+    demo = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))[
+        "sources"
+    ][0]
+    return {**demo, "name": "posts", "path": str(path), **extra}
+
+
+def run_cli(config_path: Path, *args: str):
+    return CliRunner().invoke(pipeline.cli, ["--config", str(config_path), *args])
+
+
+def read_outbox(tmp_path: Path) -> list[email.message.EmailMessage]:
+    files = sorted((tmp_path / "outbox").glob("*.eml"))
+    return [
+        email.message_from_bytes(f.read_bytes(), policy=default_policy) for f in files
+    ]
+
+
+def test_once_stores_grades_and_alerts(tmp_path, database_url):
+    posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    assert "posts" in result.output
+    with Store(database_url) as store:
+        assert store.count_posts() == len(POSTS)
+        report = store.status()
+    assert report.kinds.get("complaint", 0) >= 1
+    assert report.kinds.get("irrelevant", 0) >= 1
+    messages = read_outbox(tmp_path)
+    critical = [m for m in messages if m["X-Fenghuo-Level"] == "critical"]
+    assert len(critical) == 1
+    subject = str(critical[0]["Subject"])
+    assert "危机" in subject
+    body = critical[0].get_body(("plain",)).get_content()
+    assert "刹车失灵" in body
+    assert "客户损失 3/3" in body
+    assert "响应" in body
+    assert "pr@qicheng.example" in str(critical[0]["To"])
+
+
+def test_once_twice_adds_nothing(tmp_path, database_url):
+    posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+
+    first = run_cli(config_path, "once")
+    files_after_first = sorted((tmp_path / "outbox").glob("*.eml"))
+    second = run_cli(config_path, "once")
+
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    assert sorted((tmp_path / "outbox").glob("*.eml")) == files_after_first
+    with Store(database_url) as store:
+        assert store.count_posts() == len(POSTS)
+
+
+def test_reset_cursor_stores_no_duplicate(tmp_path, database_url):
+    posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
+    first_config = write_config(tmp_path, database_url, [demo_source(posts)])
+    run_cli(first_config, "once")
+    files_after_first = sorted((tmp_path / "outbox").glob("*.eml"))
+
+    # The same file under another source name starts with no cursor, and the
+    # ids are the same: nothing new may be stored or alerted.
+    renamed = write_config(tmp_path, database_url, [demo_source(posts, name="posts")])
+    with Store(database_url) as store:
+        store.set_cursor("posts", None)
+    result = run_cli(renamed, "once")
+
+    assert result.exit_code == 0, result.output
+    assert sorted((tmp_path / "outbox").glob("*.eml")) == files_after_first
+    with Store(database_url) as store:
+        assert store.count_posts() == len(POSTS)
+
+
+def test_appended_file_resumes_at_cursor(tmp_path, database_url):
+    posts = write_jsonl(tmp_path / "posts.jsonl", POSTS[:2])
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+    run_cli(config_path, "once")
+
+    write_jsonl(posts, POSTS)
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    assert "new 2" in result.output.replace("  ", " ") or "2 new posts" in result.output
+    with Store(database_url) as store:
+        assert store.count_posts() == len(POSTS)
+
+
+def test_missing_file_fails_source(tmp_path, database_url):
+    config_path = write_config(
+        tmp_path, database_url, [demo_source(tmp_path / "absent.jsonl")]
+    )
+
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 1
+    assert "failed" in result.output
+    assert "absent.jsonl" in result.output
+
+
+def test_status_after_run(tmp_path, database_url):
+    posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+    run_cli(config_path, "once")
+
+    result = run_cli(config_path, "status")
+
+    assert result.exit_code == 0, result.output
+    assert "posts" in result.output
+    assert "complaint" in result.output
+    assert "pending" in result.output
+
+
+def test_demo_config_alerts_every_level(tmp_path):
+    data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    data["storage"] = {"url": f"sqlite:///{tmp_path / 'demo.db'}"}
+    data["alerts"]["outbox"] = str(tmp_path / "outbox")
+    data["sources"][0]["path"] = str(ROOT / "demo" / "posts.jsonl")
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    levels = {m["X-Fenghuo-Level"] for m in read_outbox(tmp_path)}
+    assert {"medium", "critical"} <= levels
+
+
+def hostile_records() -> list[bytes]:
+    good = [
+        {"id": "ok-1", "text": "QC7刹车异响修了三次还没好,已经向12315投诉要求换车"},
+        {
+            "id": "ok-2",
+            "text": "启程QC5 <script>alert(1)</script>车机黑屏,已在APP提交工单投诉要求维修",
+        },
+        {
+            "id": "ok-3",
+            "text": "QC9\u0000空调\u0007异味\u001b[31m很重",
+            "title": "标题",
+        },
+        {
+            "id": "ok-4",
+            "title": "QC7 起火\r\nBcc: attacker@evil.example\r\nX-Injected: 1",
+            "text": "QC7停车时冒烟起火,已经报警,并向市场监管局投诉要求赔偿和召回",
+            "engagement": {"likes": 20000, "reposts": 5000, "comments": 3000},
+        },
+        {"id": "ok-5", "text": "启程QC5续航虚标," + "真的很失望。" * 120_000},
+    ]
+    lines = [json.dumps(r, ensure_ascii=False).encode("utf-8") for r in good]
+    lines.insert(1, b'{"id": "bad-json", "text": "unterminated')
+    lines.insert(3, "启程QC7 车主投诉".encode("gbk") + b"\xff\xfe")
+    lines.insert(4, b'{"id": "bad-empty", "text": ""}')
+    lines.insert(5, b'{"id": "bad-type", "text": 42}')
+    lines.insert(6, b"[1, 2, 3]")
+    return lines
+
+
+def test_hostile_jsonl_keeps_good_records(tmp_path, database_url, caplog):
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n".join(hostile_records()) + b"\n")
+    source = demo_source(path)
+    source["fields"] = {**source["fields"], "title": "title"}
+    config_path = write_config(tmp_path, database_url, [source])
+
+    with caplog.at_level(logging.WARNING, logger="collectors.replay"):
+        result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    with Store(database_url) as store:
+        assert store.count_posts() == 5
+    rejected = [
+        r for r in caplog.records if r.getMessage().startswith("record rejected")
+    ]
+    locations = sorted(
+        r.getMessage().split("location=")[1].split()[0] for r in rejected
+    )
+    assert locations == [
+        "hostile.jsonl:2",
+        "hostile.jsonl:4",
+        "hostile.jsonl:5",
+        "hostile.jsonl:6",
+        "hostile.jsonl:7",
+    ]
+    for message in read_outbox(tmp_path):
+        assert message["Bcc"] is None
+        assert message["X-Injected"] is None
+        assert "\n" not in str(message["Subject"])
+        html = message.get_body(("html",)).get_content()
+        assert "<script>" not in html
+
+
+def test_hostile_csv_keeps_good_rows(tmp_path, database_url, caplog):
+    path = tmp_path / "hostile.csv"
+    path.write_bytes(
+        b"id,text,created_at\n"
+        + "1,启程QC7刹车异响已向车质网投诉要求维修,2026-11-01 10:00\n".encode()
+        + b"2,only two columns\n"
+        + '3,"多行\n文本 QC5 车机卡顿",2026-11-02\n'.encode()
+        + "4,启程QC9 交付延期".encode("gbk")
+        + b"\xff,2026-11-03\n"
+        + "5,QC5 好车,not a date\n".encode()
+    )
+    source = {
+        "name": "csv",
+        "kind": "replay",
+        "path": str(path),
+        "platform": "tieba",
+        "fields": {"id": "id", "text": "text", "created_at": "created_at"},
+    }
+    config_path = write_config(tmp_path, database_url, [source])
+
+    with caplog.at_level(logging.WARNING, logger="collectors.replay"):
+        result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    with Store(database_url) as store:
+        assert store.count_posts() == 3
+    rejected = [
+        r.getMessage() for r in caplog.records if "record rejected" in r.getMessage()
+    ]
+    assert len(rejected) == 2
+    assert any("hostile.csv:3" in m and "columns" in m for m in rejected)
+    assert any("hostile.csv:6" in m for m in rejected)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda d: d.update(colour="red"), "colour: unknown key"),
+        (lambda d: d.update(strategy="lenient"), "strategy: expected one of"),
+        (lambda d: d["brand"].pop("name"), "brand.name: missing required key"),
+        (
+            lambda d: d["sources"][0].update(kind="ftp"),
+            "sources[0].kind: expected one of replay",
+        ),
+        (
+            lambda d: d["sources"][0].update(schedule={"interval_minutes": 0}),
+            "sources[0].schedule.interval_minutes: expected a positive number",
+        ),
+        (
+            lambda d: d["sources"][0].update(fields={"txt": "text"}),
+            "sources[0].fields.txt: unknown field",
+        ),
+        (
+            lambda d: d["alerts"]["routing"]["critical"].update(departments=["legal"]),
+            "alerts.routing.critical.departments: unknown department 'legal'",
+        ),
+        (
+            lambda d: d["alerts"].update(sender="not an address"),
+            "alerts.sender: invalid email",
+        ),
+        (lambda d: d.update(timezone="Mars/Olympus"), "timezone: unknown time zone"),
+        (
+            lambda d: d["storage"].update(batch_size="many"),
+            "storage.batch_size: expected a whole number, got str 'many'",
+        ),
+        (lambda d: d["brand"].update(models="QC5"), "brand.models: expected a list"),
+    ],
+)
+def test_bad_config_names_key(tmp_path, change, expected):
+    data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    change(data)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+    result = run_cli(path, "once")
+
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unparseable_config_file(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("brand: [unclosed\n", encoding="utf-8")
+
+    result = run_cli(path, "once")
+
+    assert result.exit_code == 1
+    assert "invalid YAML" in result.output
+
+
+def test_missing_config_file(tmp_path):
+    result = run_cli(tmp_path / "nope.yaml", "once")
+
+    assert result.exit_code == 1
+    assert "config file not found" in result.output
+
+
+def test_readme_names_every_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in pipeline.cli.commands:
+        assert f"pipeline.py {name}" in readme, name
