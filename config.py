@@ -332,6 +332,8 @@ def _check(config: Config, path: Path) -> None:
                 f"{path}: {key}.schedule.interval_minutes: expected a positive number; "
                 f"got {schedule.interval_minutes}"
             )
+        if schedule.cron is not None:
+            _check_cron(schedule.cron, f"{key}.schedule.cron", path)
         if source.limit is not None and source.limit < 1:
             raise ConfigError(f"{path}: {key}.limit: expected a positive number; got {source.limit}")
         try:
@@ -394,6 +396,18 @@ def _check_timezone(name: str, key: str, path: Path) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
             f"{path}: {key}: unknown time zone {name!r}; expected an IANA name such as Asia/Shanghai"
+        ) from None
+
+
+def _check_cron(line: str, key: str, path: Path) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(line)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path}: {key}: invalid cron line {line!r} ({exc}); "
+            "expected five fields such as '*/15 * * * *'"
         ) from None
 
 

@@ -7,6 +7,7 @@ no sender, so every rule can be tested on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.utils import parseaddr
 
 from config import Alerts
 from items import Assessment, Item
@@ -61,8 +62,13 @@ def route(level: str, settings: Alerts) -> tuple[tuple[str, ...], tuple[str, ...
     route_for_level = settings.routing.get(level)
     if route_for_level is None:
         return (), ()
-    addresses: list[str] = []
+    candidates: list[str] = []
     for name in route_for_level.departments:
-        addresses.extend(settings.departments[name].recipients)
-    addresses.extend(route_for_level.recipients)
-    return tuple(route_for_level.departments), tuple(dict.fromkeys(addresses))
+        candidates.extend(settings.departments[name].recipients)
+    candidates.extend(route_for_level.recipients)
+    # The same mailbox may be listed with and without a display name: keep the
+    # first spelling of each address.
+    by_address: dict[str, str] = {}
+    for candidate in candidates:
+        by_address.setdefault(parseaddr(candidate)[1].lower(), candidate)
+    return tuple(route_for_level.departments), tuple(by_address.values())

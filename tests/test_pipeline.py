@@ -353,6 +353,14 @@ def test_hostile_csv_keeps_good_rows(tmp_path, database_url, caplog):
             "storage.batch_size: expected a whole number, got str 'many'",
         ),
         (lambda d: d["brand"].update(models="QC5"), "brand.models: expected a list"),
+        (lambda d: d["sources"][0].update(schedule={"cron": "every day"}),
+         "sources[0].schedule.cron: invalid cron line"),
+        (lambda d: d["sources"][0].update(schedule={"interval_minutes": 5, "cron": "* * * * *"}),
+         "sources[0].schedule: expected exactly one of interval_minutes or cron"),
+        (lambda d: d["sources"].append(dict(d["sources"][0])),
+         "sources[1].name: duplicate source name 'demo'"),
+        (lambda d: d["sources"][0].update(encoding="klingon"),
+         "sources[0].encoding: unknown encoding"),
     ],
 )
 def test_bad_config_names_key(tmp_path, change, expected):

@@ -1,0 +1,199 @@
+"""Alert emails: headers that survive hostile posts, bodies that explain."""
+
+from __future__ import annotations
+
+import email
+from datetime import datetime, timezone
+from email.policy import default as default_policy
+
+import pytest
+
+from alerts.mail import compose, header_safe, write_eml
+from alerts.rules import AlertDecision, decide, route
+from config import Alerts, Department, Route
+from items import (
+    Assessment,
+    Author,
+    Classification,
+    Cue,
+    Engagement,
+    FactorScore,
+    Grading,
+    Item,
+    NormalizedText,
+    Relevance,
+)
+
+NOW = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+
+SETTINGS = Alerts(
+    sender="烽火预警 <fenghuo@alerts.example>",
+    departments={
+        "pr": Department(name="公关部", recipients=("公关 王 <pr@brand.example>",)),
+        "cr": Department(name="客户关系部", recipients=("cr@brand.example", "pr@brand.example")),
+    },
+    routing={
+        "critical": Route(departments=("pr", "cr"), recipients=("ceo@brand.example",)),
+        "medium": Route(departments=("cr",)),
+    },
+)
+
+
+def make_item(text: str = "QC7刹车失灵,已报警并要求彻查", title: str | None = None) -> Item:
+    return Item(
+        source="demo",
+        platform="weibo",
+        external_id="p1",
+        text=text,
+        title=title,
+        url="https://weibo.example/p1",
+        collected_at=NOW,
+        created_at=NOW,
+        author=Author(name="用户1", followers=1200, verified="personal"),
+        engagement=Engagement(likes=10, reposts=2, comments=3),
+    )
+
+
+def make_assessment(kind: str = "complaint", level: str = "critical", *, relevant=True,
+                    high_risk=False) -> Assessment:
+    grading = Grading(
+        factors=(
+            FactorScore("customer_loss", 3, ("安全事件: 刹车失灵",)),
+            FactorScore("company_fault", 1, ()),
+            FactorScore("public_impact", 1, ("互动 15",)),
+            FactorScore("customer_identity", 0, ()),
+        ),
+        level=level,
+        strategy="balanced",
+        deadline=datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc),
+        reason="危机:发生安全事件(刹车失灵)",
+        safety=True,
+        high_risk=high_risk,
+    )
+    return Assessment(
+        normalized=NormalizedText(text="QC7刹车失灵,已报警并要求彻查"),
+        relevance=Relevance(relevant=relevant, brand="启程汽车", models=("QC7",)),
+        classification=Classification(
+            kind=kind, confidence=0.9, cues=(Cue("channel:police", "已报警"),)
+        ),
+        grading=grading,
+    )
+
+
+def build(item: Item, assessment: Assessment):
+    decision = decide(item, assessment, SETTINGS)
+    assert decision is not None
+    composed = compose(decision, item, assessment, post_id=42, sender=SETTINGS.sender,
+                       review_url="http://127.0.0.1:8000/", timezone="Asia/Shanghai", now=NOW)
+    parsed = email.message_from_string(composed.message, policy=default_policy)
+    return composed, parsed
+
+
+def test_subject_round_trips_through_parser():
+    item = make_item(title="启程QC7 高速刹车失灵 Brake failure on the highway, 已报警 要求彻查原因并书面说明")
+    composed, parsed = build(item, make_assessment())
+
+    assert parsed["Subject"] == composed.subject
+    assert composed.subject.startswith("[烽火·危机] 投诉 | QC7 | 启程QC7")
+
+
+def test_message_is_ascii_with_crlf():
+    composed, _ = build(make_item(), make_assessment())
+
+    composed.message.encode("ascii")
+    assert "\r\n" in composed.message
+    assert "\n" not in composed.message.replace("\r\n", "")
+
+
+def test_crlf_in_title_adds_no_header():
+    item = make_item(title="坏了\r\nBcc: attacker@evil.example\r\nX-Injected: yes")
+    _, parsed = build(item, make_assessment())
+
+    assert parsed["Bcc"] is None
+    assert parsed["X-Injected"] is None
+    assert "Bcc: attacker" in str(parsed["Subject"])
+
+
+def test_recipients_deduplicated_with_display_names():
+    _, parsed = build(make_item(), make_assessment())
+
+    addresses = [a.addr_spec for a in parsed["To"].addresses]
+    assert addresses == ["pr@brand.example", "cr@brand.example", "ceo@brand.example"]
+    assert parsed["To"].addresses[0].display_name == "公关 王"
+    assert parsed["From"].addresses[0].display_name == "烽火预警"
+
+
+def test_bodies_explain_level_and_escape_html():
+    item = make_item(text="QC7刹车失灵 <script>alert(1)</script> & 已报警")
+    _, parsed = build(item, make_assessment())
+
+    plain = parsed.get_body(("plain",)).get_content()
+    html = parsed.get_body(("html",)).get_content()
+    assert "【危机】级投诉" in plain
+    assert "2026-12-01 17:00" in plain
+    assert "客户损失 3/3：安全事件: 刹车失灵" in plain
+    assert "http://127.0.0.1:8000/posts/42" in plain
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_message_id_is_stable():
+    first, _ = build(make_item(), make_assessment())
+    second, _ = build(make_item(), make_assessment())
+
+    assert first.message_id == second.message_id
+    assert first.message_id.endswith("@alerts.example>")
+
+
+def test_long_text_is_cut_in_body():
+    item = make_item(text="刹车失灵。" * 5000)
+    _, parsed = build(item, make_assessment())
+
+    assert "此处截断" in parsed.get_body(("plain",)).get_content()
+
+
+def test_header_safe_strips_controls():
+    assert header_safe("a\r\nb\x00c\u2028d", 20) == "a b c d"
+    assert header_safe("x" * 50, 10) == "x" * 9 + "…"
+
+
+def test_write_eml_is_atomic(tmp_path):
+    path = write_eml("Subject: x\r\n\r\nbody\r\n", tmp_path / "outbox", "a1")
+
+    assert path.read_bytes() == b"Subject: x\r\n\r\nbody\r\n"
+    assert [p.name for p in (tmp_path / "outbox").iterdir()] == ["a1.eml"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "level", "relevant", "high_risk", "alerts"),
+    [
+        ("complaint", "critical", True, False, True),
+        ("complaint", "medium", True, False, True),
+        ("complaint", "normal", True, False, False),
+        ("grievance", "normal", True, True, False),
+        ("grievance", "medium", True, False, True),
+        ("complaint", "critical", False, False, False),
+        ("praise", "critical", True, False, False),
+    ],
+)
+def test_decide(kind, level, relevant, high_risk, alerts):
+    assessment = make_assessment(kind, level, relevant=relevant, high_risk=high_risk)
+
+    decision = decide(make_item(), assessment, SETTINGS)
+
+    assert (decision is not None) == alerts
+
+
+def test_high_risk_grievance_alerts_below_levels():
+    settings = Alerts(
+        departments=SETTINGS.departments,
+        routing={**SETTINGS.routing, "normal": Route(departments=("cr",))},
+    )
+    decision = decide(make_item(), make_assessment("grievance", "normal", high_risk=True), settings)
+
+    assert isinstance(decision, AlertDecision)
+    assert decision.dedup_key == "demo/p1/normal"
+
+
+def test_route_unknown_level_reaches_nobody():
+    assert route("normal", SETTINGS) == ((), ())
