@@ -1,0 +1,35 @@
+"""Storage: the database tables, their migrations and the queries of the pipeline.
+
+This is the only package that runs SQL. :class:`Store` keeps posts,
+engagement snapshots, classifications, gradings, alerts with their
+deliveries, collector cursors and collection runs in a SQLite file (the
+default) or in PostgreSQL, with the same schema on both. Alembic migrations
+live in ``storage/migrations``, and :meth:`Store.migrate` applies them.
+
+Datetimes are timezone-aware on the way in and come back in UTC. Methods
+raise ValueError for invalid arguments, LookupError for an unknown alert or
+run id, and ``sqlalchemy.exc.SQLAlchemyError`` subclasses for database
+failures. A method that raises has written nothing.
+"""
+
+from .engine import alembic_config, create_store_engine
+from .records import (
+    AlertRecord,
+    NewAlert,
+    PostRecord,
+    SourceStatus,
+    StatusReport,
+)
+from .store import DELIVERY_CHANNELS, Store
+
+__all__ = [
+    "DELIVERY_CHANNELS",
+    "AlertRecord",
+    "NewAlert",
+    "PostRecord",
+    "SourceStatus",
+    "Store",
+    "StatusReport",
+    "alembic_config",
+    "create_store_engine",
+]

@@ -1,0 +1,269 @@
+"""Conversions between the dataclasses of ``items`` and table rows."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from items import (
+    FACTORS,
+    Assessment,
+    Author,
+    Classification,
+    Cue,
+    Engagement,
+    FactorScore,
+    Grading,
+    Item,
+    Relevance,
+)
+
+from .records import AlertRecord
+
+logger = logging.getLogger(__name__)
+
+MAX_EXTERNAL_ID = 512
+# The largest value of a signed 64-bit column (BIGINT on both backends).
+MAX_COUNT = 2**63 - 1
+
+POST_TEXT_COLUMNS = (
+    "platform",
+    "url",
+    "title",
+    "text",
+    "lang",
+    "author_name",
+    "author_id",
+    "author_verified",
+    "author_role",
+)
+
+# PostgreSQL rejects NUL in text, and lone surrogates cannot be encoded as UTF-8
+# by either driver.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_text(value: str) -> str:
+    """Replace NUL and lone surrogates with U+FFFD, leaving other characters intact."""
+    if _UNSTORABLE.search(value):
+        return _UNSTORABLE.sub("\ufffd", value)
+    return value
+
+
+def post_key(item: Item) -> tuple[str, str]:
+    """Return the ``(source, external_id)`` that identifies a post, as stored.
+
+    Raises ValueError when the external id is longer than the column allows.
+    """
+    external_id = clean_text(item.external_id)
+    if len(external_id) > MAX_EXTERNAL_ID:
+        raise ValueError(
+            f"external_id longer than {MAX_EXTERNAL_ID} characters "
+            f"(source={item.source} location={item.location}); "
+            "the collector should shorten it, for example to a hash"
+        )
+    return clean_text(item.source), external_id
+
+
+def clamp_count(value: int | None) -> int:
+    """Bound a reaction count to the BIGINT range, with negative counts as 0."""
+    if value is None or value < 0:
+        return 0
+    return min(value, MAX_COUNT)
+
+
+def post_row(item: Item, key: tuple[str, str]) -> dict[str, Any]:
+    """Build the ``posts`` row of an item, with unstorable characters replaced."""
+    author = item.author
+    row = {
+        "source": key[0],
+        "external_id": key[1],
+        "platform": item.platform,
+        "url": item.url,
+        "title": item.title,
+        "text": item.text,
+        "lang": item.lang,
+        "author_name": author.name,
+        "author_id": author.id,
+        "author_followers": None
+        if author.followers is None
+        else clamp_count(author.followers),
+        "author_verified": author.verified,
+        "author_role": author.role,
+        "created_at": item.created_at,
+        "collected_at": item.collected_at,
+        "last_seen_at": item.collected_at,
+        "raw": item.raw,
+    }
+    for column in POST_TEXT_COLUMNS:
+        value = row[column]
+        if value is not None and _UNSTORABLE.search(value):
+            row[column] = _UNSTORABLE.sub("\ufffd", value)
+            logger.warning(
+                "replaced NUL or lone surrogate source=%s external_id=%s column=%s",
+                key[0],
+                key[1],
+                column,
+            )
+    return row
+
+
+def engagement_counts(engagement: Engagement) -> tuple[int, int, int]:
+    return (
+        clamp_count(engagement.likes),
+        clamp_count(engagement.reposts),
+        clamp_count(engagement.comments),
+    )
+
+
+def snapshot_row(post_id: int, item: Item) -> dict[str, Any]:
+    likes, reposts, comments = engagement_counts(item.engagement)
+    return {
+        "post_id": post_id,
+        "taken_at": item.collected_at,
+        "likes": likes,
+        "reposts": reposts,
+        "comments": comments,
+    }
+
+
+def classification_row(
+    post_id: int, assessment: Assessment, now: datetime
+) -> dict[str, Any]:
+    classification = assessment.classification
+    relevance = assessment.relevance
+    return {
+        "post_id": post_id,
+        "kind": classification.kind,
+        "confidence": classification.confidence,
+        "cues": [{"name": cue.name, "text": cue.text} for cue in classification.cues],
+        "demands": list(classification.demands),
+        "channels": list(classification.channels),
+        "root_cause": classification.root_cause,
+        "model_version": classification.model_version,
+        "relevant": relevance.relevant,
+        "brand": relevance.brand,
+        "models": list(relevance.models),
+        "competitors": list(relevance.competitors),
+        "truncated": assessment.normalized.truncated,
+        "created_at": now,
+    }
+
+
+def grading_row(
+    post_id: int, classification_id: int, grading: Grading, now: datetime
+) -> dict[str, Any]:
+    """Build the ``gradings`` row, or raise ValueError when a factor is missing."""
+    row: dict[str, Any] = {"post_id": post_id, "classification_id": classification_id}
+    evidence: dict[str, list[str]] = {}
+    for name in FACTORS:
+        try:
+            factor = grading.factor(name)
+        except KeyError:
+            raise ValueError(
+                f"grading of post {post_id} has no factor {name!r}; "
+                f"expected all of {', '.join(FACTORS)}"
+            ) from None
+        row[name] = factor.score
+        evidence[name] = list(factor.evidence)
+    row.update(
+        evidence=evidence,
+        level=grading.level,
+        strategy=grading.strategy,
+        safety=grading.safety,
+        high_risk=grading.high_risk,
+        deadline=grading.deadline,
+        reason=grading.reason,
+        created_at=now,
+    )
+    return row
+
+
+def item_from_row(row: Mapping[str, Any], engagement: Mapping[str, Any] | None) -> Item:
+    counts = Engagement()
+    if engagement is not None:
+        counts = Engagement(
+            likes=engagement["likes"],
+            reposts=engagement["reposts"],
+            comments=engagement["comments"],
+        )
+    return Item(
+        source=row["source"],
+        platform=row["platform"],
+        external_id=row["external_id"],
+        text=row["text"],
+        collected_at=row["collected_at"],
+        created_at=row["created_at"],
+        title=row["title"],
+        url=row["url"],
+        lang=row["lang"],
+        author=Author(
+            name=row["author_name"],
+            id=row["author_id"],
+            followers=row["author_followers"],
+            verified=row["author_verified"],
+            role=row["author_role"],
+        ),
+        engagement=counts,
+        raw=row["raw"],
+    )
+
+
+def classification_from_row(row: Mapping[str, Any]) -> Classification:
+    return Classification(
+        kind=row["kind"],
+        confidence=row["confidence"],
+        cues=tuple(Cue(cue["name"], cue["text"]) for cue in row["cues"]),
+        demands=tuple(row["demands"]),
+        channels=tuple(row["channels"]),
+        root_cause=row["root_cause"],
+        model_version=row["model_version"],
+    )
+
+
+def relevance_from_row(row: Mapping[str, Any]) -> Relevance:
+    return Relevance(
+        relevant=row["relevant"],
+        brand=row["brand"],
+        models=tuple(row["models"]),
+        competitors=tuple(row["competitors"]),
+    )
+
+
+def grading_from_row(row: Mapping[str, Any]) -> Grading:
+    evidence = row["evidence"]
+    factors = tuple(
+        FactorScore(name, row[name], tuple(evidence.get(name, ()))) for name in FACTORS
+    )
+    return Grading(
+        factors=factors,
+        level=row["level"],
+        strategy=row["strategy"],
+        deadline=row["deadline"],
+        reason=row["reason"],
+        safety=row["safety"],
+        high_risk=row["high_risk"],
+    )
+
+
+def alert_from_row(row: Mapping[str, Any]) -> AlertRecord:
+    return AlertRecord(
+        id=row["id"],
+        post_id=row["post_id"],
+        dedup_key=row["dedup_key"],
+        level=row["level"],
+        kind=row["kind"],
+        subject=row["subject"],
+        recipients=tuple(row["recipients"]),
+        message_id=row["message_id"],
+        message=row["message"],
+        status=row["status"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        last_attempt_at=row["last_attempt_at"],
+        sent_at=row["sent_at"],
+        last_error=row["last_error"],
+    )

@@ -1,0 +1,589 @@
+"""The store: every read and write of the pipeline, each in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from items import Assessment, Item
+
+from . import rows
+from .engine import WRITE_LOCK_OPTION, create_store_engine, upgrade
+from .records import AlertRecord, NewAlert, PostRecord, StatusReport
+from .status import read_status
+from .tables import (
+    alert_deliveries,
+    alerts,
+    classifications,
+    collector_cursors,
+    engagement_snapshots,
+    gradings,
+    posts,
+    source_runs,
+)
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_CHANNELS = ("eml", "smtp")
+FINISHED_RUN_STATUSES = ("ok", "partial", "failed")
+# Characters of a run error or delivery error kept in the database.
+MAX_ERROR_LENGTH = 2000
+# Keys per IN list when looking up stored posts, far below the bind parameter
+# limit of SQLite (32766 since 3.32) and PostgreSQL (65535).
+LOOKUP_CHUNK = 500
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class Store:
+    """Posts, assessments, alerts and collector state in SQLite or PostgreSQL.
+
+    ``url`` is a SQLAlchemy URL: ``sqlite:///path/to/file.db`` (the folder is
+    created) or ``postgresql+psycopg://user@host/dbname``. Call :meth:`migrate`
+    once before use. Every method runs in its own transaction and returns no
+    connection, so a Store may be shared between threads.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.engine = create_store_engine(url, echo=echo)
+        if self.engine.dialect.name == "sqlite":
+            self._insert = sqlite.insert
+        else:
+            self._insert = postgresql.insert
+
+    def migrate(self) -> None:
+        """Create or upgrade the tables to the latest migration."""
+        upgrade(self.engine)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            connection.execution_options(**{WRITE_LOCK_OPTION: True})
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection, connection.begin():
+            yield connection
+
+    # Posts and collector cursors
+
+    def add_items(
+        self, items: Sequence[Item], *, cursor: tuple[str, str] | None = None
+    ) -> list[int | None]:
+        """Store new posts and record engagement of known ones, in one transaction.
+
+        Returns, in the position of each item, the id of the post it created,
+        or None when the post was already stored or appeared earlier in the
+        batch (the first occurrence wins). Known posts get a new
+        ``last_seen_at`` and an engagement snapshot only when the counts
+        changed. ``cursor`` is ``(source, value)``, saved in the same
+        transaction, so that the posts and the cursor commit or fail together.
+        Raises ValueError, before writing anything, for an external id longer
+        than 512 characters, and ``sqlalchemy.exc.StatementError`` for a naive
+        datetime.
+        """
+        started = time.perf_counter()
+        positions: dict[tuple[str, str], int] = {}
+        for index, item in enumerate(items):
+            positions.setdefault(rows.post_key(item), index)
+
+        new_ids: dict[tuple[str, str], int] = {}
+        with self._write() as connection:
+            if cursor is not None:
+                self._set_cursor(connection, *cursor)
+            if positions:
+                new_ids = self._insert_posts(connection, items, positions)
+            known = [
+                (key, items[i]) for key, i in positions.items() if key not in new_ids
+            ]
+            if known:
+                self._update_known_posts(connection, known)
+
+        result: list[int | None] = [None] * len(items)
+        for key, post_id in new_ids.items():
+            result[positions[key]] = post_id
+        logger.debug(
+            "stored items count=%s new=%s seconds=%.3f",
+            len(items),
+            len(new_ids),
+            time.perf_counter() - started,
+        )
+        return result
+
+    def _insert_posts(
+        self,
+        connection: Connection,
+        items: Sequence[Item],
+        positions: dict[tuple[str, str], int],
+    ) -> dict[tuple[str, str], int]:
+        statement = (
+            self._insert(posts)
+            .on_conflict_do_nothing(
+                index_elements=[posts.c.source, posts.c.external_id]
+            )
+            .returning(posts.c.id, posts.c.source, posts.c.external_id)
+        )
+        post_rows = [rows.post_row(items[i], key) for key, i in positions.items()]
+        new_ids = {
+            (row.source, row.external_id): row.id
+            for row in connection.execute(statement, post_rows)
+        }
+
+        if new_ids:
+            snapshots = [
+                rows.snapshot_row(post_id, items[positions[key]])
+                for key, post_id in new_ids.items()
+            ]
+            connection.execute(insert(engagement_snapshots), snapshots)
+        return new_ids
+
+    def _update_known_posts(
+        self, connection: Connection, known: list[tuple[tuple[str, str], Item]]
+    ) -> None:
+        post_ids = _find_post_ids(connection, [key for key, _ in known])
+        latest = _latest_engagement(connection, list(post_ids.values()))
+
+        seen: list[dict[str, Any]] = []
+        snapshots: list[dict[str, Any]] = []
+        for key, item in known:
+            post_id = post_ids[key]
+            seen.append({"b_id": post_id, "b_seen": item.collected_at})
+            if latest.get(post_id) != rows.engagement_counts(item.engagement):
+                snapshots.append(rows.snapshot_row(post_id, item))
+
+        # Replaying old records must not move last_seen_at back in time.
+        statement = (
+            update(posts)
+            .where(posts.c.id == bindparam("b_id"))
+            .where(posts.c.last_seen_at < bindparam("b_seen"))
+            .values(last_seen_at=bindparam("b_seen"))
+        )
+        connection.execute(statement, seen)
+        if snapshots:
+            connection.execute(insert(engagement_snapshots), snapshots)
+
+    def _set_cursor(self, connection: Connection, source: str, value: str) -> None:
+        statement = self._insert(collector_cursors).values(
+            source=source, value=value, updated_at=utcnow()
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[collector_cursors.c.source],
+            set_={
+                "value": statement.excluded.value,
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
+        connection.execute(statement)
+
+    def get_cursor(self, source: str) -> str | None:
+        """Return the saved cursor of a source, or None before its first save."""
+        statement = select(collector_cursors.c.value).where(
+            collector_cursors.c.source == source
+        )
+        with self._read() as connection:
+            return connection.execute(statement).scalar_one_or_none()
+
+    def set_cursor(self, source: str, value: str | None) -> None:
+        """Save a source's cursor, or forget it (None) so the source starts over."""
+        with self._write() as connection:
+            if value is None:
+                connection.execute(
+                    collector_cursors.delete().where(collector_cursors.c.source == source)
+                )
+            else:
+                self._set_cursor(connection, source, value)
+
+    def unassessed_posts(self, limit: int = 500) -> list[tuple[int, Item]]:
+        """Return stored posts that have no classification yet, oldest first.
+
+        A crash between storing a batch and storing its assessments leaves
+        such posts behind; the pipeline analyses them on its next start.
+        """
+        assessed = select(classifications.c.post_id)
+        statement = (
+            select(posts.c.id)
+            .where(posts.c.id.not_in(assessed))
+            .order_by(posts.c.id)
+            .limit(limit)
+        )
+        with self._read() as connection:
+            post_ids = connection.execute(statement).scalars().all()
+            found = []
+            for post_id in post_ids:
+                record = _read_post(connection, post_id)
+                if record is not None:
+                    found.append((post_id, record.item))
+        return found
+
+    def count_posts(self) -> int:
+        with self._read() as connection:
+            return connection.execute(
+                select(func.count()).select_from(posts)
+            ).scalar_one()
+
+    def get_post(self, post_id: int) -> PostRecord | None:
+        """Return a post with its latest engagement, classification and grading.
+
+        Returns None when no post has this id.
+        """
+        with self._read() as connection:
+            return _read_post(connection, post_id)
+
+    # Assessments
+
+    def save_assessments(
+        self, post_ids: Sequence[int], assessments: Sequence[Assessment]
+    ) -> None:
+        """Store a classification per post, and a grading where one was made.
+
+        ``post_ids[i]`` is the post that ``assessments[i]`` is about. Raises
+        ValueError when the lengths differ or a grading lacks one of the four
+        factors, and then stores nothing.
+        """
+        if len(post_ids) != len(assessments):
+            raise ValueError(
+                f"got {len(post_ids)} post ids for {len(assessments)} assessments"
+            )
+        if not post_ids:
+            return
+        now = utcnow()
+        classification_rows = [
+            rows.classification_row(post_id, assessment, now)
+            for post_id, assessment in zip(post_ids, assessments, strict=True)
+        ]
+
+        with self._write() as connection:
+            statement = insert(classifications).returning(
+                classifications.c.id, sort_by_parameter_order=True
+            )
+            classification_ids = connection.execute(
+                statement, classification_rows
+            ).scalars()
+            grading_rows = [
+                rows.grading_row(post_id, classification_id, assessment.grading, now)
+                for post_id, classification_id, assessment in zip(
+                    post_ids, classification_ids, assessments, strict=True
+                )
+                if assessment.grading is not None
+            ]
+            if grading_rows:
+                connection.execute(insert(gradings), grading_rows)
+
+    # Alerts
+
+    def add_alerts(self, new_alerts: Sequence[NewAlert]) -> list[int | None]:
+        """Store alerts as pending, skipping those whose ``dedup_key`` is known.
+
+        Returns the new alert id in the position of each alert, or None where
+        the key was already stored or appeared earlier in the batch. A
+        ``message_id`` that is already stored under another key raises
+        ``sqlalchemy.exc.IntegrityError`` and stores nothing.
+        """
+        positions: dict[str, int] = {}
+        for index, alert in enumerate(new_alerts):
+            positions.setdefault(alert.dedup_key, index)
+        result: list[int | None] = [None] * len(new_alerts)
+        if not positions:
+            return result
+
+        now = utcnow()
+        alert_rows = [_alert_row(new_alerts[i], now) for i in positions.values()]
+        statement = (
+            self._insert(alerts)
+            .on_conflict_do_nothing(index_elements=[alerts.c.dedup_key])
+            .returning(alerts.c.id, alerts.c.dedup_key)
+        )
+        with self._write() as connection:
+            for row in connection.execute(statement, alert_rows):
+                result[positions[row.dedup_key]] = row.id
+        return result
+
+    def pending_alerts(self, limit: int = 100) -> list[AlertRecord]:
+        """Return up to ``limit`` alerts still to be delivered, oldest first."""
+        statement = (
+            select(alerts)
+            .where(alerts.c.status == "pending")
+            .order_by(alerts.c.created_at, alerts.c.id)
+            .limit(limit)
+        )
+        with self._read() as connection:
+            return [
+                rows.alert_from_row(row)
+                for row in connection.execute(statement).mappings()
+            ]
+
+    def record_delivery(
+        self,
+        alert_id: int,
+        *,
+        channel: str,
+        target: str,
+        ok: bool,
+        detail: str = "",
+        permanent: bool = False,
+    ) -> None:
+        """Record one delivery attempt and update the alert in the same transaction.
+
+        A success marks the alert sent. A failure counts the attempt, keeps the
+        error and leaves the alert pending for a retry, unless ``permanent``
+        marks it failed. An alert already sent stays sent. Raises ValueError for
+        an unknown channel and LookupError for an unknown alert.
+        """
+        if channel not in DELIVERY_CHANNELS:
+            raise ValueError(
+                f"unknown delivery channel {channel!r}; "
+                f"expected one of {', '.join(DELIVERY_CHANNELS)}"
+            )
+        now = utcnow()
+        values: dict[str, Any] = {
+            "attempts": alerts.c.attempts + 1,
+            "last_attempt_at": now,
+        }
+        if ok:
+            values.update(status="sent", sent_at=now)
+        else:
+            values["last_error"] = detail[:MAX_ERROR_LENGTH]
+            if permanent:
+                values["status"] = case(
+                    (alerts.c.status == "sent", "sent"), else_="failed"
+                )
+
+        with self._write() as connection:
+            updated = connection.execute(
+                update(alerts).where(alerts.c.id == alert_id).values(**values)
+            )
+            if updated.rowcount == 0:
+                raise LookupError(f"alert {alert_id} not found")
+            connection.execute(
+                insert(alert_deliveries).values(
+                    alert_id=alert_id,
+                    channel=channel,
+                    target=target,
+                    attempted_at=now,
+                    status="sent" if ok else "failed",
+                    detail=detail,
+                )
+            )
+
+    def was_delivered(self, alert_id: int) -> bool:
+        """Return whether any delivery of the alert succeeded."""
+        statement = select(
+            select(alert_deliveries.c.id)
+            .where(alert_deliveries.c.alert_id == alert_id)
+            .where(alert_deliveries.c.status == "sent")
+            .exists()
+        )
+        with self._read() as connection:
+            return bool(connection.execute(statement).scalar_one())
+
+    # Collection runs and status
+
+    def start_run(self, source: str) -> int:
+        """Record the start of a collection run and return its id.
+
+        A run of the same source still marked running was cut short by a crash,
+        so it is closed as failed with the error "interrupted".
+        """
+        now = utcnow()
+        interrupt = (
+            update(source_runs)
+            .where(source_runs.c.source == source)
+            .where(source_runs.c.status == "running")
+            .values(status="failed", finished_at=now, error="interrupted")
+            .returning(source_runs.c.id)
+        )
+        start = insert(source_runs).values(
+            source=source,
+            started_at=now,
+            status="running",
+            fetched=0,
+            new=0,
+            duplicates=0,
+            bad=0,
+        )
+        with self._write() as connection:
+            interrupted = connection.execute(interrupt).scalars().all()
+            run_id = connection.execute(start.returning(source_runs.c.id)).scalar_one()
+        for old_id in interrupted:
+            logger.warning("closed interrupted run source=%s run_id=%s", source, old_id)
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        fetched: int,
+        new: int,
+        duplicates: int,
+        bad: int,
+        error: str | None = None,
+    ) -> None:
+        """Record the end of a run with its counts.
+
+        ``status`` is ok, partial or failed, and ``error`` is cut to 2000
+        characters. Raises ValueError for another status and LookupError for an
+        unknown run.
+        """
+        if status not in FINISHED_RUN_STATUSES:
+            raise ValueError(
+                f"invalid run status {status!r}; "
+                f"expected one of {', '.join(FINISHED_RUN_STATUSES)}"
+            )
+        statement = (
+            update(source_runs)
+            .where(source_runs.c.id == run_id)
+            .values(
+                status=status,
+                finished_at=utcnow(),
+                fetched=fetched,
+                new=new,
+                duplicates=duplicates,
+                bad=bad,
+                error=None if error is None else error[:MAX_ERROR_LENGTH],
+            )
+        )
+        with self._write() as connection:
+            if connection.execute(statement).rowcount == 0:
+                raise LookupError(f"run {run_id} not found")
+
+    def status(self) -> StatusReport:
+        """Summarise sources, kinds, levels and alerts (see :class:`StatusReport`)."""
+        with self._read() as connection:
+            return read_status(connection)
+
+
+def _alert_row(alert: NewAlert, now: datetime) -> dict[str, Any]:
+    return {
+        "post_id": alert.post_id,
+        "dedup_key": alert.dedup_key,
+        "level": alert.level,
+        "kind": alert.kind,
+        "subject": alert.subject,
+        "recipients": list(alert.recipients),
+        "message_id": alert.message_id,
+        "message": alert.message,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": now,
+    }
+
+
+def _find_post_ids(
+    connection: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for source, external_id in keys:
+        by_source[source].append(external_id)
+
+    found: dict[tuple[str, str], int] = {}
+    for source, external_ids in by_source.items():
+        for chunk in _chunks(external_ids, LOOKUP_CHUNK):
+            statement = select(posts.c.id, posts.c.external_id).where(
+                posts.c.source == source, posts.c.external_id.in_(chunk)
+            )
+            for row in connection.execute(statement):
+                found[(source, row.external_id)] = row.id
+    return found
+
+
+def _latest_engagement(
+    connection: Connection, post_ids: Sequence[int]
+) -> dict[int, tuple[int, int, int]]:
+    snapshots = engagement_snapshots.c
+    latest: dict[int, tuple[int, int, int]] = {}
+    for chunk in _chunks(post_ids, LOOKUP_CHUNK):
+        last_ids = (
+            select(func.max(snapshots.id))
+            .where(snapshots.post_id.in_(chunk))
+            .group_by(snapshots.post_id)
+        )
+        statement = select(
+            snapshots.post_id, snapshots.likes, snapshots.reposts, snapshots.comments
+        ).where(snapshots.id.in_(last_ids))
+        for row in connection.execute(statement):
+            latest[row.post_id] = (row.likes, row.reposts, row.comments)
+    return latest
+
+
+def _read_post(connection: Connection, post_id: int) -> PostRecord | None:
+    post = (
+        connection.execute(select(posts).where(posts.c.id == post_id))
+        .mappings()
+        .first()
+    )
+    if post is None:
+        return None
+    engagement = _latest_row(connection, engagement_snapshots, post_id)
+    classification = _latest_row(connection, classifications, post_id)
+    if classification is None:
+        return PostRecord(
+            id=post_id,
+            item=rows.item_from_row(post, engagement),
+            last_seen_at=post["last_seen_at"],
+        )
+
+    grading = (
+        connection.execute(
+            select(gradings)
+            .where(gradings.c.classification_id == classification["id"])
+            .order_by(gradings.c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return PostRecord(
+        id=post_id,
+        item=rows.item_from_row(post, engagement),
+        last_seen_at=post["last_seen_at"],
+        relevance=rows.relevance_from_row(classification),
+        classification=rows.classification_from_row(classification),
+        grading=None if grading is None else rows.grading_from_row(grading),
+        truncated=classification["truncated"],
+        classified_at=classification["created_at"],
+        graded_at=None if grading is None else grading["created_at"],
+    )
+
+
+def _latest_row(connection: Connection, table: Any, post_id: int) -> Any:
+    statement = (
+        select(table)
+        .where(table.c.post_id == post_id)
+        .order_by(table.c.id.desc())
+        .limit(1)
+    )
+    return connection.execute(statement).mappings().first()

@@ -1,0 +1,272 @@
+"""The database tables, declared once for SQLite and PostgreSQL.
+
+The store runs Core statements against ``Post.__table__`` and its siblings. The
+ORM classes declare the schema with types and give Alembic its ``metadata``.
+The first migration repeats this schema by hand, and a test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite makes only a column declared exactly INTEGER PRIMARY KEY an alias of
+# the rowid, which is what gives it automatic ids.
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
+ALERT_STATUSES = ("pending", "sent", "failed")
+DELIVERY_STATUSES = ("sent", "failed")
+RUN_STATUSES = ("running", "ok", "partial", "failed")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored in UTC and read back in UTC.
+
+    PostgreSQL stores ``timestamp with time zone``. SQLite has no time zone
+    type, so the value is stored as naive UTC text, which also sorts in time
+    order. A naive datetime raises ValueError, because its instant is unknown,
+    and SQLAlchemy wraps that in ``StatementError``.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: datetime | None, dialect: Dialect
+    ) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"expected a timezone-aware datetime, got {value!r}")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(
+        self, value: datetime | None, dialect: Dialect
+    ) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+class Post(Base):
+    """One collected post, identified by ``(source, external_id)``.
+
+    Columns filled from source data are TEXT, so that no hostile value can be
+    too long for PostgreSQL while SQLite, which ignores lengths, accepts it.
+    ``source`` comes from the config and ``external_id`` is checked on insert.
+    """
+
+    __tablename__ = "posts"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(512))
+    platform: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    lang: Mapped[str | None] = mapped_column(Text)
+    author_name: Mapped[str | None] = mapped_column(Text)
+    author_id: Mapped[str | None] = mapped_column(Text)
+    author_followers: Mapped[int | None] = mapped_column(BigInteger)
+    author_verified: Mapped[str] = mapped_column(Text)
+    author_role: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime | None]
+    collected_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    raw: Mapped[dict[str, Any]]
+
+
+class EngagementSnapshot(Base):
+    """Reaction counts of a post at one time, added only when they change."""
+
+    __tablename__ = "engagement_snapshots"
+    __table_args__ = (Index(None, "post_id", "id"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    post_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("posts.id"))
+    taken_at: Mapped[datetime]
+    likes: Mapped[int] = mapped_column(BigInteger)
+    reposts: Mapped[int] = mapped_column(BigInteger)
+    comments: Mapped[int] = mapped_column(BigInteger)
+
+
+class ClassificationRow(Base):
+    """The kind of a post and its brand relevance (the latest row per post counts)."""
+
+    __tablename__ = "classifications"
+    __table_args__ = (Index(None, "post_id", "id"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    post_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("posts.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    confidence: Mapped[float]
+    cues: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    demands: Mapped[list[str]] = mapped_column(JSON)
+    channels: Mapped[list[str]] = mapped_column(JSON)
+    root_cause: Mapped[str | None] = mapped_column(String(16))
+    model_version: Mapped[str] = mapped_column(String(128))
+    relevant: Mapped[bool]
+    brand: Mapped[str | None] = mapped_column(Text)
+    models: Mapped[list[str]] = mapped_column(JSON)
+    competitors: Mapped[list[str]] = mapped_column(JSON)
+    truncated: Mapped[bool]
+    created_at: Mapped[datetime]
+
+
+class GradingRow(Base):
+    """The four factor scores of a classified post, with the level they give."""
+
+    __tablename__ = "gradings"
+    __table_args__ = (Index(None, "post_id", "id"), Index(None, "classification_id"))
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    post_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("posts.id"))
+    classification_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("classifications.id")
+    )
+    customer_loss: Mapped[int] = mapped_column(Integer)
+    company_fault: Mapped[int] = mapped_column(Integer)
+    public_impact: Mapped[int] = mapped_column(Integer)
+    customer_identity: Mapped[int] = mapped_column(Integer)
+    # {factor name: [evidence, ...]} for the four factors
+    evidence: Mapped[dict[str, Any]]
+    level: Mapped[str] = mapped_column(String(16))
+    strategy: Mapped[str] = mapped_column(String(32))
+    safety: Mapped[bool]
+    high_risk: Mapped[bool]
+    deadline: Mapped[datetime | None]
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class Alert(Base):
+    """One alert message, kept until it has been delivered."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        CheckConstraint(_in("status", ALERT_STATUSES), "status"),
+        Index(None, "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    post_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("posts.id"))
+    dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
+    level: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(Text)
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    # The whole RFC 5322 message, headers and body.
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertDelivery(Base):
+    """One attempt to deliver an alert through one channel."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("status", DELIVERY_STATUSES), "status"),
+        Index(None, "alert_id"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alerts.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    # A file path for "eml", the server for "smtp".
+    target: Mapped[str] = mapped_column(Text)
+    attempted_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class CollectorCursor(Base):
+    """The position a source's collector resumes from, in the collector's format."""
+
+    __tablename__ = "collector_cursors"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class SourceRun(Base):
+    """One collection run of one source, with its counts."""
+
+    __tablename__ = "source_runs"
+    __table_args__ = (
+        CheckConstraint(_in("status", RUN_STATUSES), "status"),
+        Index(None, "source", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))
+    fetched: Mapped[int] = mapped_column(Integer)
+    new: Mapped[int] = mapped_column(Integer)
+    duplicates: Mapped[int] = mapped_column(Integer)
+    bad: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+metadata = Base.metadata
+posts = Post.__table__
+engagement_snapshots = EngagementSnapshot.__table__
+classifications = ClassificationRow.__table__
+gradings = GradingRow.__table__
+alerts = Alert.__table__
+alert_deliveries = AlertDelivery.__table__
+collector_cursors = CollectorCursor.__table__
+source_runs = SourceRun.__table__
