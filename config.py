@@ -3,8 +3,8 @@
 The file is read once at start. Every mapping is checked against the dataclass
 it fills: an unknown key, a missing required key or a value of the wrong type
 raises :class:`ConfigError` naming the file, the key path, the value received
-and what was expected. Secrets never live in the file; options ending in
-``_env`` name the environment variable that holds them.
+and what was expected. Secrets never live in the file. Options ending in
+``_env`` name the environment variable that contains them.
 """
 
 from __future__ import annotations
@@ -72,9 +72,11 @@ class Brand:
 class Thresholds:
     """The mapping from the four factors to a level, and response times.
 
-    A post is critical when the factor sum reaches ``critical_sum``, or a single
-    factor reaches ``critical_factor`` in public impact or customer identity,
-    or a safety event happened. Medium follows the same pattern.
+    A post is critical when a safety event happened, when the factor sum
+    reaches ``critical_sum``, or when public impact or customer identity
+    reaches ``critical_single``. It is medium when the sum reaches
+    ``medium_sum``, public impact or customer identity reaches
+    ``medium_single``, or company fault reaches ``medium_company_fault``.
     """
 
     critical_sum: int
@@ -143,7 +145,7 @@ class Department:
 
 @dataclass(frozen=True)
 class Route:
-    """Who hears of a post at one level."""
+    """The departments and extra addresses that alerts of one level reach."""
 
     departments: tuple[str, ...] = ()
     recipients: tuple[str, ...] = ()

@@ -89,7 +89,7 @@ class Item:
 class NormalizedText:
     """The text the classifier reads; analysts always see the original.
 
-    ``text`` holds the author's own words, ``quoted`` the repost chain that
+    ``text`` contains the author's own words, ``quoted`` the repost chain that
     followed them. ``emoticons`` counts Weibo codes such as ``[怒]``.
     """
 

@@ -249,8 +249,13 @@ def run_once(config: Config, store: Store, *, show_progress: bool = False) -> li
     return summaries
 
 
-def serve(job: Job, config: Config) -> None:
-    """Run each enabled source on its schedule until ``job.stop`` is set."""
+def build_scheduler(job: Job, config: Config):
+    """Create the scheduler with one job per enabled source and a delivery job.
+
+    Missed runs are coalesced: after an hour of downtime a source runs once,
+    not once per missed interval. No source runs twice at the same time, and
+    each has its own worker so that a slow one does not hold up the others.
+    """
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
@@ -258,11 +263,11 @@ def serve(job: Job, config: Config) -> None:
 
     sources = [source for source in config.sources if source.enabled]
     scheduler = BackgroundScheduler(
-        executors={"default": ThreadPoolExecutor(max(2, len(sources) + 1))},
+        executors={"default": ThreadPoolExecutor(len(sources) + 1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         timezone=config.timezone,
     )
-    job.recover()
+    now = datetime.now(timezone.utc)
     for source in sources:
         schedule = source.schedule
         if schedule.cron:
@@ -275,11 +280,18 @@ def serve(job: Job, config: Config) -> None:
             args=(job, source),
             id=f"source:{source.name}",
             name=source.name,
-            next_run_time=datetime.now(timezone.utc),
+            next_run_time=now,
         )
     scheduler.add_job(job.deliver, IntervalTrigger(minutes=1), id="deliver", name="deliver")
+    return scheduler
+
+
+def serve(job: Job, config: Config) -> None:
+    """Run each enabled source on its schedule until ``job.stop`` is set."""
+    job.recover()
+    scheduler = build_scheduler(job, config)
     scheduler.start()
-    logger.info("service started sources=%s", len(sources))
+    logger.info("service started jobs=%s", len(scheduler.get_jobs()))
     try:
         while not job.stop.wait(1.0):
             pass
