@@ -308,16 +308,17 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
 
 def _check(config: Config, path: Path) -> None:
     """Apply the rules that span several keys."""
-    names = [source.name for source in config.sources]
+    seen: set[str] = set()
     for i, source in enumerate(config.sources):
         key = f"sources[{i}]"
-        if names.count(source.name) > 1:
+        if source.name in seen:
             raise ConfigError(f"{path}: {key}.name: duplicate source name {source.name!r}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", source.name):
             raise ConfigError(
                 f"{path}: {key}.name: expected letters, digits, '_', '.' or '-' "
                 f"(at most 64); got {source.name!r}"
             )
+        seen.add(source.name)
         for field_name in source.fields:
             if field_name not in FIELD_NAMES:
                 raise ConfigError(

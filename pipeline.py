@@ -26,13 +26,16 @@ from alerts.mail import compose
 from alerts.outbox import EmlTransport, SmtpTransport, Transport, deliver_pending
 from collectors import CollectorError, build_collector
 from config import Config, ConfigError, Source
-from items import Assessment, Item
+from items import KINDS, LEVELS, Assessment, Item
 from nlp import Analyzer
 from storage import NewAlert, Store
 
 logger = logging.getLogger("pipeline")
 
 PROGRESS_LOG_SECONDS = 10.0
+# A run missed by up to this long (downtime, a busy worker) still happens once
+# when the service is back; older misses are skipped until the next run time.
+MISFIRE_GRACE_SECONDS = 3600
 
 
 @dataclass
@@ -264,7 +267,6 @@ def build_scheduler(job: Job, config: Config):
     sources = [source for source in config.sources if source.enabled]
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(len(sources) + 1)},
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         timezone=config.timezone,
     )
     now = datetime.now(timezone.utc)
@@ -281,6 +283,9 @@ def build_scheduler(job: Job, config: Config):
             id=f"source:{source.name}",
             name=source.name,
             next_run_time=now,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=MISFIRE_GRACE_SECONDS,
         )
     scheduler.add_job(job.deliver, IntervalTrigger(minutes=1), id="deliver", name="deliver")
     return scheduler
@@ -401,21 +406,15 @@ def status(ctx: click.Context) -> None:
 @click.pass_context
 def evaluate(ctx: click.Context, labels_path: str) -> None:
     """Score the analyser against labelled posts: per-kind precision, recall, F1."""
-    import json
-
-    from nlp.evaluation import evaluate as score, format_report
+    from nlp.evaluation import RecordError, format_report, read_records
+    from nlp.evaluation import evaluate as score
 
     config = _load_config(ctx.obj["config_path"])
-    records = []
-    with open(labels_path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise click.ClickException(f"{labels_path}:{number}: invalid JSON: {exc.msg}")
-    report = score(records, config=config)
+    analyzer = Analyzer(config.brand, config.thresholds, config.strategy)
+    try:
+        report = score(read_records(labels_path), analyzer)
+    except RecordError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(format_report(report))
 
 
@@ -436,9 +435,8 @@ def _format_summary(summaries, seconds: float, config: Config, pending: int) -> 
     total = sum(s.new for s in summaries)
     rate = total / seconds if seconds > 0 else 0.0
     lines.append("")
-    lines.append("kinds:  " + _counts(kinds, ("irrelevant", "neutral", "praise", "grievance",
-                                                "complaint")))
-    lines.append("levels: " + _counts(levels, ("normal", "medium", "critical")))
+    lines.append("kinds:  " + _counts(kinds, KINDS))
+    lines.append("levels: " + _counts(levels, LEVELS))
     where = (f"SMTP {config.alerts.smtp.host}" if config.alerts.smtp
              else str(config.resolve(config.alerts.outbox)))
     lines.append(f"alerts: {sum(s.alerts for s in summaries)} new, {pending} pending ({where})")
@@ -451,19 +449,31 @@ def _counts(counter: Counter, order: tuple[str, ...]) -> str:
 
 
 def _format_status(report) -> str:
-    lines = [f"{'source':<24} {'last run (UTC)':<20} {'status':<8} {'posts':>9} {'bad':>6}  error"]
+    lines = [f"{'source':<24} {'last run (UTC)':<20} {'status':<8} {'posts':>9} {'bad':>6}"]
     for row in report.sources:
-        started = row.last_started.strftime("%Y-%m-%d %H:%M:%S") if row.last_started else "never"
+        started = _utc(row.last_started_at) or "never"
         lines.append(
             f"{row.name:<24} {started:<20} {row.last_status or '-':<8} {row.posts:>9} "
-            f"{row.last_bad or 0:>6}  {row.last_error or ''}"
+            f"{row.last_bad:>6}"
         )
+        if row.last_error:
+            lines.append(f"  last error ({_utc(row.last_error_at)}): {row.last_error}")
     lines.append("")
-    lines.append("kinds:  " + _counts(Counter(report.kinds), ("irrelevant", "neutral", "praise",
-                                                             "grievance", "complaint")))
-    lines.append("levels: " + _counts(Counter(report.levels), ("normal", "medium", "critical")))
+    lines.append(f"posts:  {report.posts}")
+    lines.append("kinds:  " + _counts(Counter(report.kinds), KINDS))
+    lines.append("levels: " + _counts(Counter(report.levels), LEVELS))
+    for kind in ("grievance", "complaint"):
+        if kind in report.levels_by_kind:
+            levels = _counts(Counter(report.levels_by_kind[kind]), LEVELS)
+            lines.append(f"  {kind + ':':<11} {levels}")
     lines.append(f"alerts: {report.pending_alerts} pending, {report.failed_alerts} failed")
     return "\n".join(lines)
+
+
+def _utc(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 if __name__ == "__main__":
