@@ -328,38 +328,60 @@ def _setup_logging(verbose: int) -> None:
     logging.getLogger("jieba").setLevel(logging.WARNING)
 
 
-def _load_config(path: str) -> Config:
+def _start(ctx: click.Context) -> Config:
+    """Set up logging and load the config, from options given before or after
+    the command name."""
+    _setup_logging(ctx.meta.get("fenghuo.verbose", 0))
+    path = ctx.meta.get("fenghuo.config", "config.yaml")
     try:
         return config_module.load(path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
 
+def _remember_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta["fenghuo.config"] = value
+
+
+def _remember_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    ctx.meta["fenghuo.verbose"] = ctx.meta.get("fenghuo.verbose", 0) + value
+
+
+def common_options(command):
+    """Accept --config and -v both before and after the command name."""
+    command = click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        expose_value=False,
+        callback=_remember_config,
+        help="Config file to read.  [default: config.yaml]",
+    )(command)
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_remember_verbose,
+        help="Log more: -v for progress, -vv for debug.",
+    )(command)
+
+
 @click.group()
-@click.option(
-    "--config",
-    "config_path",
-    default="config.yaml",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Config file to read.",
-)
-@click.option("-v", "--verbose", count=True, help="Log more: -v for progress, -vv for debug.")
-@click.pass_context
-def cli(ctx: click.Context, config_path: str, verbose: int) -> None:
+@common_options
+def cli() -> None:
     """Fenghuo: early warning of customer grievances and complaints."""
-    _setup_logging(verbose)
-    ctx.obj = {"config_path": config_path}
 
 
 @cli.command()
+@common_options
 @click.pass_context
 def once(ctx: click.Context) -> None:
     """Run every enabled source once through the whole pipeline, then exit.
 
     Exits with status 1 when a source failed, 0 otherwise.
     """
-    config = _load_config(ctx.obj["config_path"])
+    config = _start(ctx)
     started = time.monotonic()
     with open_store(config) as store:
         summaries = run_once(config, store, show_progress=sys.stderr.isatty())
@@ -370,6 +392,7 @@ def once(ctx: click.Context) -> None:
 
 
 @cli.command()
+@common_options
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Run the scheduled service until SIGINT or SIGTERM.
@@ -377,7 +400,7 @@ def run(ctx: click.Context) -> None:
     Each source runs on its own schedule from config.yaml. On a signal the
     batch in hand is finished and stored, then the service exits.
     """
-    config = _load_config(ctx.obj["config_path"])
+    config = _start(ctx)
     with open_store(config) as store:
         job = Job(config, store)
         for name in (signal.SIGINT, signal.SIGTERM):
@@ -386,10 +409,11 @@ def run(ctx: click.Context) -> None:
 
 
 @cli.command()
+@common_options
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Show each source's last run, the counts by kind and level, and pending alerts."""
-    config = _load_config(ctx.obj["config_path"])
+    config = _start(ctx)
     with open_store(config) as store:
         report = store.status()
     click.echo(_format_status(report))
@@ -403,13 +427,14 @@ def status(ctx: click.Context) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="JSONL file of labelled posts (text, source, author, engagement, labels).",
 )
+@common_options
 @click.pass_context
 def evaluate(ctx: click.Context, labels_path: str) -> None:
     """Score the analyser against labelled posts: per-kind precision, recall, F1."""
     from nlp.evaluation import RecordError, format_report, read_records
     from nlp.evaluation import evaluate as score
 
-    config = _load_config(ctx.obj["config_path"])
+    config = _start(ctx)
     analyzer = Analyzer(config.brand, config.thresholds, config.strategy)
     try:
         report = score(read_records(labels_path), analyzer)

@@ -397,3 +397,13 @@ def test_readme_names_every_command():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for name in pipeline.cli.commands:
         assert f"pipeline.py {name}" in readme, name
+
+
+def test_options_after_command_name(tmp_path):
+    posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
+    config_path = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", [demo_source(posts)])
+
+    result = CliRunner().invoke(pipeline.cli, ["once", "--config", str(config_path), "-v"])
+
+    assert result.exit_code == 0, result.output
+    assert "4 new posts" in result.output
