@@ -5,7 +5,11 @@ and, when ../shared/data is present, the real corpora there, then runs
 `pipeline.py once` on it in a child process pinned to one core, into a fresh
 SQLite file, and prints the figures.
 
-    .venv/bin/python bench/replay.py [--posts N] [--keep]
+    .venv/bin/python bench/replay.py [--posts N] [--relevant] [--keep]
+
+Most corpus posts do not mention the monitored brand and leave the nlp stage
+after the relevance check. --relevant puts a model name in front of every
+corpus text, so that every post is classified and graded: the worst case.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ CORPORA = (
 )
 
 
-def source_records() -> list[dict]:
+def source_records(relevant: bool) -> list[dict]:
     demo = [
         json.loads(line)
         for line in (ROOT / "demo" / "posts.jsonl").read_text(encoding="utf-8").splitlines()
@@ -50,7 +54,7 @@ def source_records() -> list[dict]:
             records.append(
                 {
                     "source": platform,
-                    "text": record["text"],
+                    "text": ("启程QC7 " if relevant else "") + record["text"],
                     "created_at": record.get("created_at"),
                     "author": {"name": None, "followers": 0, "verified": "none", "role": None},
                     "engagement": {"likes": 0, "reposts": 0, "comments": 0},
@@ -59,8 +63,8 @@ def source_records() -> list[dict]:
     return records
 
 
-def build_input(path: Path, count: int) -> int:
-    records = source_records()
+def build_input(path: Path, count: int, relevant: bool) -> int:
+    records = source_records(relevant)
     size = 0
     with path.open("w", encoding="utf-8") as handle:
         for number, record in zip(range(count), itertools.cycle(records)):
@@ -83,12 +87,15 @@ def write_config(folder: Path, posts: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=100_000, help="number of posts to replay")
+    parser.add_argument(
+        "--relevant", action="store_true", help="make every corpus post mention the brand"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="fenghuo-bench-"))
     posts = folder / "posts.jsonl"
-    size = build_input(posts, args.posts)
+    size = build_input(posts, args.posts, args.relevant)
     config = write_config(folder, posts)
 
     command = [sys.executable, str(ROOT / "pipeline.py"), "--config", str(config), "once"]
