@@ -16,6 +16,18 @@ def _phrases(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
+# Offline protest: a channel of its own, and a public-impact signal.
+OFFLINE_PROTEST = (
+    "拉横幅",
+    "拉条幅",
+    "横幅",
+    "车展维权",
+    "车顶维权",
+    "静坐",
+    "堵门",
+    r"\bprotest\w*",
+)
+
 # Organisations and routes a customer can take a complaint to. A mention alone
 # is not an action: the classifier also needs a completed-action marker in the
 # same clause (or one of the narrative channels below).
@@ -66,16 +78,7 @@ CHANNELS: dict[str, tuple[str, ...]] = {
         r"\bsmall claims\b",
     ),
     "police": ("报警", "报了警", "派出所", "交警", r"\bpolice\b"),
-    "offline_protest": (
-        "拉横幅",
-        "拉条幅",
-        "横幅",
-        "车展维权",
-        "车顶维权",
-        "静坐",
-        "堵门",
-        r"\bprotest\w*",
-    ),
+    "offline_protest": OFFLINE_PROTEST,
     "company": (
         "客服",
         "400",
@@ -1194,16 +1197,6 @@ VERTICAL_MEDIA = (
     "博主转发",
 )
 TRENDING = ("热搜", "上热搜", "冲上热搜", "刷屏", r"\btrending\b", r"\bviral\b")
-OFFLINE_PROTEST = (
-    "拉横幅",
-    "拉条幅",
-    "横幅",
-    "车展维权",
-    "车顶维权",
-    "静坐",
-    "堵门",
-    r"\bprotest\w*",
-)
 
 # Self-descriptions of the customer, with the identity score they imply.
 IDENTITY: dict[str, tuple[str, ...]] = {
