@@ -128,12 +128,13 @@ class Job:
             return
         post_ids = [post_id for post_id, _ in posts]
         assessments = self.analyzer.analyse([item for _, item in posts])
-        self.store.save_assessments(post_ids, assessments)
+        alerts = self._compose_alerts(posts, assessments)
+        alert_ids = self.store.save_assessments(post_ids, assessments, alerts)
         for assessment in assessments:
             summary.kinds[assessment.classification.kind] += 1
             if assessment.grading is not None:
                 summary.levels[assessment.grading.level] += 1
-        summary.alerts += self._raise_alerts(posts, assessments)
+        summary.alerts += sum(1 for alert_id in alert_ids if alert_id is not None)
 
     def recover(self) -> int:
         """Analyse posts that were stored but never analysed, after a crash."""
@@ -144,7 +145,9 @@ class Job:
             logger.warning("recovered unanalysed posts count=%s", sum(summary.kinds.values()))
         return sum(summary.kinds.values())
 
-    def _raise_alerts(self, posts: list[tuple[int, Item]], assessments: list[Assessment]) -> int:
+    def _compose_alerts(
+        self, posts: list[tuple[int, Item]], assessments: list[Assessment]
+    ) -> list[NewAlert]:
         settings = self.config.alerts
         now = datetime.now(timezone.utc)
         new_alerts = []
@@ -174,9 +177,7 @@ class Job:
                     message=composed.message,
                 )
             )
-        if not new_alerts:
-            return 0
-        return sum(1 for alert_id in self.store.add_alerts(new_alerts) if alert_id is not None)
+        return new_alerts
 
     def deliver(self) -> tuple[int, int]:
         """Deliver pending alerts; return how many were sent and how many failed."""

@@ -265,20 +265,26 @@ class Store:
     # Assessments
 
     def save_assessments(
-        self, post_ids: Sequence[int], assessments: Sequence[Assessment]
-    ) -> None:
-        """Store a classification per post, and a grading where one was made.
+        self,
+        post_ids: Sequence[int],
+        assessments: Sequence[Assessment],
+        new_alerts: Sequence[NewAlert] = (),
+    ) -> list[int | None]:
+        """Store a classification per post, a grading where one was made, and
+        the alerts they raise, all in one transaction.
 
-        ``post_ids[i]`` is the post that ``assessments[i]`` is about. Raises
-        ValueError when the lengths differ or a grading lacks one of the four
-        factors, and then stores nothing.
+        ``post_ids[i]`` is the post that ``assessments[i]`` is about. Because
+        the alerts commit with the assessments, a crash can never leave a post
+        graded but its alert lost. Returns the ids of the new alerts as
+        :meth:`add_alerts` does. Raises ValueError when the lengths differ or a
+        grading lacks one of the four factors, and then stores nothing.
         """
         if len(post_ids) != len(assessments):
             raise ValueError(
                 f"got {len(post_ids)} post ids for {len(assessments)} assessments"
             )
-        if not post_ids:
-            return
+        if not post_ids and not new_alerts:
+            return []
         now = utcnow()
         classification_rows = [
             rows.classification_row(post_id, assessment, now)
@@ -286,21 +292,33 @@ class Store:
         ]
 
         with self._write() as connection:
-            statement = insert(classifications).returning(
-                classifications.c.id, sort_by_parameter_order=True
-            )
-            classification_ids = connection.execute(
-                statement, classification_rows
-            ).scalars()
-            grading_rows = [
-                rows.grading_row(post_id, classification_id, assessment.grading, now)
-                for post_id, classification_id, assessment in zip(
-                    post_ids, classification_ids, assessments, strict=True
+            if classification_rows:
+                self._insert_assessments(
+                    connection, post_ids, assessments, classification_rows, now
                 )
-                if assessment.grading is not None
-            ]
-            if grading_rows:
-                connection.execute(insert(gradings), grading_rows)
+            return self._insert_alerts(connection, new_alerts, now)
+
+    def _insert_assessments(
+        self,
+        connection: Connection,
+        post_ids: Sequence[int],
+        assessments: Sequence[Assessment],
+        classification_rows: list[dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        statement = insert(classifications).returning(
+            classifications.c.id, sort_by_parameter_order=True
+        )
+        classification_ids = connection.execute(statement, classification_rows).scalars()
+        grading_rows = [
+            rows.grading_row(post_id, classification_id, assessment.grading, now)
+            for post_id, classification_id, assessment in zip(
+                post_ids, classification_ids, assessments, strict=True
+            )
+            if assessment.grading is not None
+        ]
+        if grading_rows:
+            connection.execute(insert(gradings), grading_rows)
 
     # Alerts
 
@@ -312,6 +330,12 @@ class Store:
         ``message_id`` that is already stored under another key raises
         ``sqlalchemy.exc.IntegrityError`` and stores nothing.
         """
+        with self._write() as connection:
+            return self._insert_alerts(connection, new_alerts, utcnow())
+
+    def _insert_alerts(
+        self, connection: Connection, new_alerts: Sequence[NewAlert], now: datetime
+    ) -> list[int | None]:
         positions: dict[str, int] = {}
         for index, alert in enumerate(new_alerts):
             positions.setdefault(alert.dedup_key, index)
@@ -319,16 +343,14 @@ class Store:
         if not positions:
             return result
 
-        now = utcnow()
         alert_rows = [_alert_row(new_alerts[i], now) for i in positions.values()]
         statement = (
             self._insert(alerts)
             .on_conflict_do_nothing(index_elements=[alerts.c.dedup_key])
             .returning(alerts.c.id, alerts.c.dedup_key)
         )
-        with self._write() as connection:
-            for row in connection.execute(statement, alert_rows):
-                result[positions[row.dedup_key]] = row.id
+        for row in connection.execute(statement, alert_rows):
+            result[positions[row.dedup_key]] = row.id
         return result
 
     def pending_alerts(self, limit: int = 100) -> list[AlertRecord]:

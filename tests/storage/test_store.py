@@ -770,3 +770,29 @@ def test_unassessed_posts_lists_only_unclassified(store: Store) -> None:
 
     assert [post_id for post_id, _ in found] == [second]
     assert found[0][1].external_id == "b"
+
+
+def test_alerts_save_with_assessments(store: Store) -> None:
+    (post_id,) = store.add_items([make_item("a")])
+
+    alert_ids = store.save_assessments(
+        [post_id], [make_assessment()], [make_alert("k1", post_id)]
+    )
+
+    assert alert_ids[0] is not None
+    assert store.unassessed_posts() == []
+    assert [alert.dedup_key for alert in store.pending_alerts()] == ["k1"]
+
+
+def test_assessments_and_alerts_commit_together(store: Store) -> None:
+    (post_id,) = store.add_items([make_item("a")])
+    clashing = [
+        make_alert("k1", post_id, message_id="<same@x>"),
+        make_alert("k2", post_id, message_id="<same@x>"),
+    ]
+
+    with pytest.raises(IntegrityError):
+        store.save_assessments([post_id], [make_assessment()], clashing)
+
+    assert store.unassessed_posts() != []
+    assert store.pending_alerts() == []
