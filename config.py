@@ -200,9 +200,9 @@ class Config:
     def resolve(self, path: str) -> Path:
         """Return ``path`` made absolute against the config file's folder."""
         candidate = Path(os.path.expandvars(path)).expanduser()
-        if candidate.is_absolute():
-            return candidate
-        return Path(self.base_dir) / candidate
+        if not candidate.is_absolute():
+            candidate = Path(self.base_dir) / candidate
+        return Path(os.path.normpath(candidate))
 
     @property
     def database_url(self) -> str:
@@ -226,9 +226,9 @@ def load(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {_describe(data)}")
     data.pop("base_dir", None)
@@ -236,6 +236,29 @@ def load(path: str | Path) -> Config:
     config = _build(Config, {**data, "base_dir": base_dir}, "", path)
     _check(config, path)
     return config
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that rejects a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return problem
 
 
 def _build(cls: type, data: Any, key: str, path: Path) -> Any:
@@ -308,6 +331,8 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
 
 def _check(config: Config, path: Path) -> None:
     """Apply the rules that span several keys."""
+    if not config.sources:
+        raise ConfigError(f"{path}: sources: expected at least one source")
     seen: set[str] = set()
     for i, source in enumerate(config.sources):
         key = f"sources[{i}]"
@@ -364,6 +389,7 @@ def _check(config: Config, path: Path) -> None:
                 f"{path}: strategies.{name}.response_hours: missing {', '.join(sorted(missing))}"
             )
 
+    _check_storage(config.storage, path)
     _check_timezone(config.timezone, "timezone", path)
     for i, source in enumerate(config.sources):
         if source.timezone:
@@ -389,6 +415,39 @@ def _check(config: Config, path: Path) -> None:
         for address in route.recipients:
             _check_address(address, f"alerts.routing.{level}.recipients", path)
     _check_address(alerts.sender, "alerts.sender", path)
+    for level in alerts.alert_levels:
+        if level not in alerts.routing:
+            raise ConfigError(
+                f"{path}: alerts.routing.{level}: missing; alerts of level {level} "
+                "(listed in alerts.alert_levels) would reach nobody"
+            )
+        route = alerts.routing[level]
+        if not route.recipients and not any(
+            alerts.departments[d].recipients for d in route.departments
+        ):
+            raise ConfigError(
+                f"{path}: alerts.routing.{level}: no recipients; give it departments "
+                "with recipients or recipients of its own"
+            )
+
+
+def _check_storage(storage: Storage, path: Path) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(storage.url).get_backend_name()
+    except ArgumentError:
+        backend = None
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"{path}: storage.url: unsupported database URL {storage.url!r}; expected "
+            "sqlite:///path/to/file.db or postgresql+psycopg://user@host/dbname"
+        )
+    if storage.batch_size < 1:
+        raise ConfigError(
+            f"{path}: storage.batch_size: expected a positive number; got {storage.batch_size}"
+        )
 
 
 def _check_timezone(name: str, key: str, path: Path) -> None:
@@ -418,10 +477,16 @@ _ADDRESS = re.compile(r"^(?:[^<>\r\n]*<)?[^@\s<>\"]+@[^@\s<>\"]+(?:>)?$")
 
 
 def _check_address(address: str, key: str, path: Path) -> None:
-    if not _ADDRESS.match(address.strip()) or any(c in address for c in "\r\n"):
+    mailbox = address.strip().rpartition("<")[2]
+    if (
+        not _ADDRESS.match(address.strip())
+        or any(c in address for c in "\r\n")
+        or not mailbox.isascii()
+    ):
         raise ConfigError(
             f"{path}: {key}: invalid email address {address!r}; "
-            "expected name@example.com or 'Name <name@example.com>'"
+            "expected name@example.com or 'Name <name@example.com>', "
+            "with an ASCII address"
         )
 
 

@@ -14,11 +14,15 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import config as config_module
 from alerts import rules
@@ -28,7 +32,7 @@ from collectors import CollectorError, build_collector
 from config import Config, ConfigError, Source
 from items import KINDS, LEVELS, Assessment, Item
 from nlp import Analyzer
-from storage import NewAlert, Store
+from storage import LockHeld, NewAlert, Store
 
 logger = logging.getLogger("pipeline")
 
@@ -112,6 +116,14 @@ class Job:
             for batch in collector.collect(cursor):
                 ids = self.store.add_items(batch.items, cursor=(source.name, batch.cursor))
                 new = [(i, item) for i, item in zip(ids, batch.items) if i is not None]
+                for post_id, item in zip(ids, batch.items):
+                    if post_id is None:
+                        logger.debug(
+                            "post already stored source=%s id=%s location=%s",
+                            source.name,
+                            item.external_id,
+                            item.location,
+                        )
                 summary.fetched += len(batch.items)
                 summary.bad += len(batch.rejected)
                 summary.new += len(new)
@@ -123,9 +135,30 @@ class Job:
                     return
 
     def process(self, posts: list[tuple[int, Item]], summary: SourceSummary) -> None:
-        """Analyse stored posts, save the results and raise their alerts."""
+        """Analyse stored posts, then save the results and their alerts together.
+
+        When the batch fails, each post is retried alone, so that one post
+        that breaks the analysis is logged and left for the next start while
+        the others go on.
+        """
         if not posts:
             return
+        try:
+            self._process_batch(posts, summary)
+        except Exception:
+            if len(posts) == 1:
+                raise
+            for post in posts:
+                try:
+                    self._process_batch([post], summary)
+                except Exception:
+                    logger.exception(
+                        "post analysis failed, retried at next start source=%s post=%s",
+                        post[1].source,
+                        post[0],
+                    )
+
+    def _process_batch(self, posts: list[tuple[int, Item]], summary: SourceSummary) -> None:
         post_ids = [post_id for post_id, _ in posts]
         assessments = self.analyzer.analyse([item for _, item in posts])
         alerts = self._compose_alerts(posts, assessments)
@@ -139,11 +172,14 @@ class Job:
     def recover(self) -> int:
         """Analyse posts that were stored but never analysed, after a crash."""
         summary = SourceSummary("recovery")
-        while batch := self.store.unassessed_posts(limit=500):
+        last_id = 0
+        while batch := self.store.unassessed_posts(limit=500, after=last_id):
+            last_id = batch[-1][0]
             self.process(batch, summary)
-        if summary.kinds:
-            logger.warning("recovered unanalysed posts count=%s", sum(summary.kinds.values()))
-        return sum(summary.kinds.values())
+        recovered = sum(summary.kinds.values())
+        if recovered:
+            logger.warning("recovered unanalysed posts count=%s", recovered)
+        return recovered
 
     def _compose_alerts(
         self, posts: list[tuple[int, Item]], assessments: list[Assessment]
@@ -234,10 +270,38 @@ class _Progress:
             )
 
 
-def open_store(config: Config) -> Store:
-    store = Store(config.database_url)
-    store.migrate()
-    return store
+@contextmanager
+def open_store(config: Config, *, lock: bool = False) -> Iterator[Store]:
+    """Open and migrate the configured database, turning failures into one line.
+
+    With ``lock``, also hold the job lock, so that a second job on the same
+    database stops at once with a message instead of racing the first.
+    """
+    try:
+        store = Store(config.database_url)
+        store.migrate()
+    except (ValueError, SQLAlchemyError, OSError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else repr(reason)
+        raise click.ClickException(
+            f"storage.url: cannot open the database {_display_url(config.database_url)}: "
+            f"{first_line}"
+        ) from None
+    with ExitStack() as stack:
+        stack.enter_context(store)
+        if lock:
+            try:
+                stack.enter_context(store.job_lock())
+            except LockHeld as exc:
+                raise click.ClickException(str(exc)) from None
+        yield store
+
+
+def _display_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
 
 
 def run_once(config: Config, store: Store, *, show_progress: bool = False) -> list[SourceSummary]:
@@ -384,7 +448,7 @@ def once(ctx: click.Context) -> None:
     """
     config = _start(ctx)
     started = time.monotonic()
-    with open_store(config) as store:
+    with open_store(config, lock=True) as store:
         summaries = run_once(config, store, show_progress=sys.stderr.isatty())
         pending = store.status().pending_alerts
     click.echo(_format_summary(summaries, time.monotonic() - started, config, pending))
@@ -402,7 +466,7 @@ def run(ctx: click.Context) -> None:
     batch in hand is finished and stored, then the service exits.
     """
     config = _start(ctx)
-    with open_store(config) as store:
+    with open_store(config, lock=True) as store:
         job = Job(config, store)
         for name in (signal.SIGINT, signal.SIGTERM):
             signal.signal(name, lambda signum, frame: job.stop.set())

@@ -37,6 +37,27 @@ SUMMARY_CHARS = 36
 BODY_TEXT_CHARS = 5000
 _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _STRATEGY_NAMES_ZH = {"customer_first": "客户至上", "balanced": "平等关系", "assertive": "强势理性"}
+_VERIFIED_ZH = {"personal": "个人认证", "media": "媒体认证", "government": "政府认证",
+                "enterprise": "企业认证"}
+# Cue names are "kind" or "kind:code"; mail shows both parts in Chinese.
+_CUE_KINDS_ZH = {
+    "channel": "渠道", "demand": "诉求", "threat": "扬言", "organising": "组织维权",
+    "safety": "安全", "sarcasm": "反讽", "resolved": "已解决", "question": "提问",
+    "statement": "声明", "bystander": "旁观", "spam": "广告", "author": "作者",
+    "competitor_only": "仅涉及竞品", "no_brand": "未提及品牌", "positive": "正面",
+    "negative": "负面", "mild_negative": "轻微负面", "fault": "过失",
+}
+_CUE_CODES_ZH = {
+    "company": "企业客服/门店", "brand_social": "@官方账号", "12315": "12315",
+    "consumer_association": "消费者协会", "market_regulator": "市场监管局",
+    "dpac": "缺陷产品管理中心", "12345": "12345热线", "12365auto": "车质网",
+    "heimao": "黑猫投诉", "media": "媒体", "lawyer": "律师函", "court": "法院",
+    "police": "报警", "offline_protest": "线下维权", "return_car": "退车",
+    "exchange_car": "换车", "refund": "退款", "repair": "维修", "replace_part": "换件",
+    "compensation": "赔偿", "recall": "召回", "apology": "道歉", "explanation": "说明",
+    "honor_promise": "兑现承诺", "investigation": "调查", "restore_feature": "恢复功能",
+    "extended_warranty": "延保", "implied": "默认",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +94,7 @@ def compose(
     message["X-Fenghuo-Level"] = decision.level
     message["X-Fenghuo-Post"] = str(post_id)
 
-    context = _Context(decision, item, assessment, post_id, review_url.rstrip("/"), zone)
+    context = _Context(decision, item, assessment, post_id, review_url.rstrip("/"), zone, now)
     message.set_content(context.plain(), charset="utf-8")
     message.add_alternative(context.html(), subtype="html", charset="utf-8")
     return Composed(subject=subject, message_id=message_id, message=message.as_string())
@@ -117,7 +138,8 @@ def _address(value: str) -> Address:
 class _Context:
     """The values shown in both bodies, formatted once."""
 
-    def __init__(self, decision, item, assessment, post_id, review_url, zone) -> None:
+    def __init__(self, decision, item, assessment, post_id, review_url, zone, now) -> None:
+        self.now = now
         self.decision = decision
         self.item = item
         self.assessment = assessment
@@ -133,8 +155,15 @@ class _Context:
     def lead(self) -> str:
         level = LEVEL_NAMES_ZH[self.decision.level]
         kind = KIND_NAMES_ZH[self.decision.kind]
-        deadline = self.when(self.grading.deadline)
-        return f"烽火发现一条【{level}】级{kind}，请在 {deadline}（{self.zone.key}）前首次响应。"
+        deadline = self.grading.deadline
+        found = f"烽火发现一条【{level}】级{kind}"
+        if deadline is None:
+            return f"{found}，请尽快首次响应。"
+        when = f"{self.when(deadline)}（{self.zone.key}）"
+        if deadline < self.now:
+            hours = (self.now - deadline).total_seconds() / 3600
+            return f"{found}，首次响应时限 {when} 已过 {hours:,.0f} 小时，请立即处理。"
+        return f"{found}，请在 {when} 前首次响应。"
 
     def factor_lines(self) -> list[str]:
         lines = []
@@ -148,8 +177,8 @@ class _Context:
         parts = [self.item.platform, header_safe(author.name or "匿名", 40)]
         if author.followers is not None:
             parts.append(f"粉丝 {author.followers:,}")
-        if author.verified != "none":
-            parts.append(f"认证 {author.verified}")
+        if author.verified in _VERIFIED_ZH:
+            parts.append(_VERIFIED_ZH[author.verified])
         parts.append(self.when(self.item.created_at))
         return " · ".join(parts)
 
@@ -165,7 +194,7 @@ class _Context:
 
     def cue_line(self) -> str:
         cues = self.assessment.classification.cues
-        return "；".join(str(cue) for cue in cues[:8]) or "无"
+        return "；".join(_describe_cue(cue) for cue in cues[:8]) or "无"
 
     def strategy(self) -> str:
         return _STRATEGY_NAMES_ZH.get(self.grading.strategy, self.grading.strategy)
@@ -203,6 +232,15 @@ class _Context:
             f'<p><a href="{e(self.link)}">在烽火中处理</a></p>\n'
             f"<p>—— 烽火预警（{e(self.strategy())}策略）</p>\n</body></html>\n"
         )
+
+
+def _describe_cue(cue) -> str:
+    kind, _, code = cue.name.partition(":")
+    label = _CUE_KINDS_ZH.get(kind, kind)
+    if code:
+        label += "·" + _CUE_CODES_ZH.get(code, code)
+    text = header_safe(cue.text, 30)
+    return f"{label}「{text}」" if text else label
 
 
 def write_eml(message: str, outbox: Path, name: str) -> Path:

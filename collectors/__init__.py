@@ -21,5 +21,7 @@ __all__ = [
 def build_collector(source: Source, config: Config) -> Collector:
     """Create the collector for one configured source."""
     if source.kind == "replay":
-        return ReplayCollector(source, config.resolve(source.path), config.timezone)
+        return ReplayCollector(
+            source, config.resolve(source.path), config.timezone, config.storage.batch_size
+        )
     raise ValueError(f"unknown source kind {source.kind!r}")

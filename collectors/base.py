@@ -9,10 +9,11 @@ Exceptions::
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -72,9 +73,12 @@ def clean_text(value: str) -> str:
 
 
 def clean_raw(value: Any) -> Any:
-    """Apply :func:`clean_text` to every string inside a decoded JSON value."""
+    """Apply :func:`clean_text` to every string inside a decoded JSON value, and
+    replace NaN and infinities, which JSON cannot carry, with None."""
     if isinstance(value, str):
         return clean_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, dict):
         return {clean_text(str(k)): clean_raw(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -87,23 +91,30 @@ _COUNT_SCALE = {"": 1, "万": 10_000, "w": 10_000, "W": 10_000, "k": 1_000, "K":
                 "千": 1_000, "亿": 100_000_000}
 
 
+# Larger counts are clamped: no account has ten billion followers, and a
+# bigger value is a broken record that must not overflow a database column.
+MAX_COUNT = 10**10
+
+
 def parse_count(value: Any) -> int:
     """Read a follower or engagement count such as 12, "1,024", "1.2万" or "3k".
 
-    Anything unreadable or negative counts as 0: a missing like count must not
-    cost the whole post.
+    Anything unreadable, negative or not finite counts as 0, and counts above
+    MAX_COUNT are clamped: a broken like count must not cost the whole post.
     """
     if value is None or isinstance(value, bool):
         return 0
     if isinstance(value, int):
-        return max(value, 0)
+        return min(max(value, 0), MAX_COUNT)
     if isinstance(value, float):
-        return max(int(value), 0) if value == value else 0
-    match = _COUNT.match(str(value))
+        if not math.isfinite(value):
+            return 0
+        return int(min(max(value, 0.0), MAX_COUNT))
+    match = _COUNT.match(str(value)[:40])
     if not match:
         return 0
     number = float(match.group(1).replace(",", ""))
-    return int(number * _COUNT_SCALE[match.group(2)])
+    return parse_count(number * _COUNT_SCALE[match.group(2)])
 
 
 _DATE_FORMATS = (
@@ -118,12 +129,30 @@ _DATE_FORMATS = (
 )
 
 
-def parse_time(value: Any, zone: ZoneInfo) -> datetime | None:
+# Posts from before this year or more than a day in the future carry a broken
+# timestamp; they are treated as having none.
+EARLIEST_YEAR = 2000
+MAX_FUTURE = timedelta(days=1)
+
+
+def parse_time(value: Any, zone: ZoneInfo, now: datetime | None = None) -> datetime | None:
     """Read a timestamp as a source writes it; None when it cannot be read.
 
     Naive times are taken to be in ``zone``. Numbers are Unix seconds (or
-    milliseconds when too large for seconds). The result is in UTC.
+    milliseconds when too large for seconds). A time before EARLIEST_YEAR or
+    more than MAX_FUTURE after ``now`` counts as unreadable. The result is in
+    UTC.
     """
+    parsed = _parse_time(value, zone)
+    if parsed is None:
+        return None
+    now = now or datetime.now(timezone.utc)
+    if parsed.year < EARLIEST_YEAR or parsed > now + MAX_FUTURE:
+        return None
+    return parsed
+
+
+def _parse_time(value: Any, zone: ZoneInfo) -> datetime | None:
     if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -132,9 +161,9 @@ def parse_time(value: Any, zone: ZoneInfo) -> datetime | None:
             return datetime.fromtimestamp(seconds, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
             return None
-    text = str(value).strip()
+    text = str(value).strip()[:64]
     if text.isdigit():
-        return parse_time(int(text), zone)
+        return _parse_time(int(text), zone)
     parsed = _parse_iso(text)
     if parsed is None:
         for pattern in _DATE_FORMATS:
@@ -147,7 +176,10 @@ def parse_time(value: Any, zone: ZoneInfo) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        return None
 
 
 def _parse_iso(text: str) -> datetime | None:

@@ -9,6 +9,7 @@ of records already consumed, so an appended file resumes where it stopped.
 from __future__ import annotations
 
 import csv
+import sys
 import hashlib
 import json
 import logging
@@ -39,6 +40,10 @@ BATCH_SIZE = 500
 # a broken export, not a post, and would stall every later stage.
 MAX_RECORD_BYTES = 8 * 1024 * 1024
 
+# A CSV cell may be as large as a JSONL record (the csv module's default
+# limit is 128 KiB).
+csv.field_size_limit(min(sys.maxsize, MAX_RECORD_BYTES))
+
 _VERIFIED_ALIASES = {
     "": "none",
     "无": "none",
@@ -54,13 +59,15 @@ _VERIFIED_ALIASES = {
 class ReplayCollector:
     """Read a JSONL or CSV file through a field mapping."""
 
-    def __init__(self, source: Source, path: Path, default_timezone: str) -> None:
+    def __init__(
+        self, source: Source, path: Path, default_timezone: str, batch_size: int = BATCH_SIZE
+    ) -> None:
         self.name = source.name
         self.source = source
         self.path = path
         self.format = _detect_format(source.format, path)
         self.zone = ZoneInfo(source.timezone or default_timezone)
-        self.batch_size = BATCH_SIZE
+        self.batch_size = batch_size
 
     def estimate_total(self, cursor: str | None) -> int | None:
         try:
@@ -76,9 +83,11 @@ class ReplayCollector:
 
     def collect(self, cursor: str | None) -> Iterator[Batch]:
         done = _records_done(cursor)
+        if self.path.is_dir():
+            raise CollectorError(f"source {self.name}: replay path is a folder: {self.path}")
         if not self.path.is_file():
             raise CollectorError(f"source {self.name}: replay file not found: {self.path}")
-        records = self._records()
+        records = self._records(skip=done)
         position = 0
         items: list[Item] = []
         rejected: list[Rejected] = []
@@ -86,6 +95,8 @@ class ReplayCollector:
         for position, (location, record) in enumerate(records, start=1):
             if position <= done:
                 continue
+            if record is _SKIPPED:
+                raise AssertionError("a skipped record past the cursor")
             if self.source.limit is not None and position > self.source.limit:
                 position -= 1
                 break
@@ -112,32 +123,45 @@ class ReplayCollector:
         if items or rejected:
             yield Batch(items, _cursor(position), rejected)
 
-    def _records(self) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
+    def _records(self, skip: int) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
+        """Yield every record with its location; the first ``skip`` JSONL
+        records are yielded as placeholders without being decoded again."""
         try:
             handle = self.path.open("rb")
         except OSError as exc:
             raise CollectorError(f"source {self.name}: cannot open {self.path}: {exc}") from None
         with handle:
             if self.format == "jsonl":
-                yield from self._jsonl_records(handle)
+                yield from self._jsonl_records(handle, skip)
             else:
                 yield from self._csv_records(handle)
 
-    def _jsonl_records(self, handle) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
+    def _jsonl_records(
+        self, handle, skip: int
+    ) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
+        seen = 0
         for number, line in enumerate(handle, start=1):
             location = f"{self.path.name}:{number}"
+            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
             if not line.strip():
+                continue
+            seen += 1
+            if seen <= skip:
+                yield location, _SKIPPED
                 continue
             if len(line) > MAX_RECORD_BYTES:
                 yield location, RecordError(f"record larger than {MAX_RECORD_BYTES} bytes")
                 continue
             try:
-                record = json.loads(self._decode(line, location))
+                # NaN and Infinity are not JSON, and PostgreSQL rejects them in a
+                # JSON column; Python's reader accepts them, so they become null.
+                record = json.loads(self._decode(line, location), parse_constant=_no_constant)
             except RecordError as exc:
                 yield location, exc
                 continue
             except json.JSONDecodeError as exc:
-                yield location, RecordError(f"invalid JSON: {exc.msg} at column {exc.colno}")
+                yield location, RecordError(f"invalid JSON: {exc.msg} (column {exc.colno})")
                 continue
             if not isinstance(record, dict):
                 yield location, RecordError(f"expected a JSON object, got {type(record).__name__}")
@@ -217,12 +241,7 @@ class ReplayCollector:
         if not text:
             raise RecordError("empty text")
 
-        external_id = get("id") if "id" in fields or "id" in record else None
-        if external_id is None or external_id == "":
-            if "id" in fields:
-                raise RecordError(f"missing id (field {fields['id']!r})")
-            external_id = "sha1:" + hashlib.sha1(text.encode("utf-8")).hexdigest()
-        external_id = clean_text(str(external_id)).strip()[:200]
+        external_id = _external_id(get("id"), "id" in fields, text)
 
         raw_time = get("created_at")
         created_at = parse_time(raw_time, self.zone)
@@ -260,6 +279,35 @@ class ReplayCollector:
             raw=clean_raw(record),
             location=location,
         )
+
+
+# Ids longer than this are replaced by their hash, so that two long ids that
+# share a prefix never collide and the column stays indexable.
+MAX_ID_CHARS = 200
+
+# Placeholder for a record before the cursor, which is counted, not read.
+_SKIPPED: dict[str, Any] = {}
+
+
+def _external_id(value: Any, mapped: bool, text: str) -> str:
+    if value is None or value == "":
+        if mapped:
+            raise RecordError("missing id")
+        return "sha1:" + hashlib.sha1(text.encode("utf-8")).hexdigest()
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RecordError(f"id is not a string or number: {type(value).__name__}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    external_id = clean_text(str(value)).strip()
+    if not external_id:
+        raise RecordError("missing id")
+    if len(external_id) > MAX_ID_CHARS:
+        return "sha1:" + hashlib.sha1(external_id.encode("utf-8")).hexdigest()
+    return external_id
+
+
+def _no_constant(name: str) -> None:
+    return None
 
 
 def _lookup(record: dict[str, Any], key: str) -> Any:

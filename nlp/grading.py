@@ -16,7 +16,7 @@ states a demand (a threat, or owners organising).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from config import STRATEGY_NAMES, Thresholds
 from items import (
@@ -68,13 +68,11 @@ class Grader:
         high_risk = classification.kind == "grievance" and is_high_risk(
             scores, safety, classification
         )
-        hours = self.thresholds.response_hours[level]
-        start = item.created_at or item.collected_at
         return Grading(
             factors=scores,
             level=level,
             strategy=self.strategy,
-            deadline=start + timedelta(hours=hours) if start else None,
+            deadline=response_deadline(item, self.thresholds.response_hours[level]),
             reason=self.reason(classification.kind, scores, level, safety, high_risk),
             safety=safety,
             high_risk=high_risk,
@@ -193,3 +191,20 @@ def _describe(score: FactorScore) -> str:
 
 def _format_hours(hours: float) -> str:
     return str(int(hours)) if float(hours).is_integer() else f"{hours:g}"
+
+
+def response_deadline(item: Item, hours: float) -> datetime | None:
+    """Return when the first response is due: ``hours`` after the post appeared.
+
+    A creation time later than the collection time cannot be right, so the
+    clock then starts at collection.
+    """
+    start = item.created_at
+    if start is None or (item.collected_at is not None and start > item.collected_at):
+        start = item.collected_at
+    if start is None:
+        return None
+    try:
+        return start + timedelta(hours=hours)
+    except OverflowError:
+        return None

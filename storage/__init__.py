@@ -20,10 +20,12 @@ from .records import (
     SourceStatus,
     StatusReport,
 )
+from .lock import LockHeld
 from .store import DELIVERY_CHANNELS, Store
 
 __all__ = [
     "DELIVERY_CHANNELS",
+    "LockHeld",
     "AlertRecord",
     "NewAlert",
     "PostRecord",

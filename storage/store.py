@@ -18,6 +18,7 @@ from items import Assessment, Item
 
 from . import rows
 from .engine import WRITE_LOCK_OPTION, create_store_engine, upgrade
+from .lock import job_lock
 from .records import AlertRecord, NewAlert, PostRecord, StatusReport
 from .status import read_status
 from .tables import (
@@ -66,6 +67,14 @@ class Store:
             self._insert = sqlite.insert
         else:
             self._insert = postgresql.insert
+
+    def job_lock(self):
+        """Hold the lock that lets one job at a time work on this database.
+
+        A context manager that raises :class:`storage.lock.LockHeld` at once
+        when another process holds it.
+        """
+        return job_lock(self.engine)
 
     def migrate(self) -> None:
         """Create or upgrade the tables to the latest migration."""
@@ -226,8 +235,9 @@ class Store:
             else:
                 self._set_cursor(connection, source, value)
 
-    def unassessed_posts(self, limit: int = 500) -> list[tuple[int, Item]]:
-        """Return stored posts that have no classification yet, oldest first.
+    def unassessed_posts(self, limit: int = 500, after: int = 0) -> list[tuple[int, Item]]:
+        """Return stored posts with ids above ``after`` that have no
+        classification yet, oldest first.
 
         A crash between storing a batch and storing its assessments leaves
         such posts behind; the pipeline analyses them on its next start.
@@ -235,7 +245,7 @@ class Store:
         assessed = select(classifications.c.post_id)
         statement = (
             select(posts.c.id)
-            .where(posts.c.id.not_in(assessed))
+            .where(posts.c.id > after, posts.c.id.not_in(assessed))
             .order_by(posts.c.id)
             .limit(limit)
         )

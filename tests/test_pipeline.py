@@ -361,6 +361,12 @@ def test_hostile_csv_keeps_good_rows(tmp_path, database_url, caplog):
          "sources[1].name: duplicate source name 'demo'"),
         (lambda d: d["sources"][0].update(encoding="klingon"),
          "sources[0].encoding: unknown encoding"),
+        (lambda d: d.update(sources=[]), "sources: expected at least one source"),
+        (lambda d: d["storage"].update(url="foo://bar"), "storage.url: unsupported database URL"),
+        (lambda d: d["storage"].update(batch_size=0), "storage.batch_size: expected a positive"),
+        (lambda d: d["alerts"].pop("routing"), "alerts.routing.medium: missing"),
+        (lambda d: d["alerts"]["departments"]["pr"].update(recipients=["公关@例子.cn"]),
+         "alerts.departments.pr.recipients: invalid email address"),
     ],
 )
 def test_bad_config_names_key(tmp_path, change, expected):
@@ -376,6 +382,17 @@ def test_bad_config_names_key(tmp_path, change, expected):
     assert "Traceback" not in result.output
 
 
+def test_duplicate_yaml_key_rejected(tmp_path):
+    text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "config.yaml"
+    path.write_text(text + "\nstrategy: assertive\n", encoding="utf-8")
+
+    result = run_cli(path, "once")
+
+    assert result.exit_code == 1
+    assert "duplicate key 'strategy'" in result.output
+
+
 def test_unparseable_config_file(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("brand: [unclosed\n", encoding="utf-8")
@@ -384,6 +401,7 @@ def test_unparseable_config_file(tmp_path):
 
     assert result.exit_code == 1
     assert "invalid YAML" in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_missing_config_file(tmp_path):
@@ -407,3 +425,93 @@ def test_options_after_command_name(tmp_path):
 
     assert result.exit_code == 0, result.output
     assert "4 new posts" in result.output
+
+
+def test_broken_times_and_counts_do_not_block(tmp_path, database_url):
+    records = [
+        {"id": "far-future", "text": "启程QC7车机又黑屏了,4S店说等OTA,真烦",
+         "created_at": "9999-12-31 23:00:00"},
+        {"id": "year-one", "text": "QC5刹车失灵,已报警并向12315投诉要求召回",
+         "created_at": "0001-01-01T00:00:00+08:00"},
+        {"id": "epoch", "text": "QC9交付延期三个月,已在APP投诉要求赔偿", "created_at": 0},
+        {"id": "huge", "text": "QC7异响,已向车质网投诉要求维修",
+         "engagement": {"likes": "9" * 400, "reposts": 1e30, "comments": -5}},
+    ]
+    path = tmp_path / "posts.jsonl"
+    path.write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in records)
+        + '\n{"id": "inf", "text": "QC5 续航虚标,已投诉到消协要求赔偿", '
+        '"engagement": {"likes": Infinity}}\n',
+        encoding="utf-8",
+    )
+    config_path = write_config(tmp_path, database_url, [demo_source(path)])
+
+    first = run_cli(config_path, "once")
+    second = run_cli(config_path, "once")
+
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    with Store(database_url) as store:
+        assert store.count_posts() == 5
+        assert store.unassessed_posts() == []
+
+
+def test_long_ids_do_not_collide(tmp_path, database_url):
+    records = [
+        {"id": "L" * 1999 + "X", "text": "启程QC7 一号"},
+        {"id": "L" * 1999 + "Y", "text": "启程QC7 二号"},
+        {"id": {"nested": 1}, "text": "启程QC7 三号"},
+    ]
+    config_path = write_config(
+        tmp_path, database_url, [demo_source(write_jsonl(tmp_path / "p.jsonl", records))]
+    )
+
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    with Store(database_url) as store:
+        assert store.count_posts() == 2
+
+
+def test_bom_at_start_of_jsonl(tmp_path, database_url):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"id": "1", "text": "QC7"}).encode() + b"\n")
+    config_path = write_config(tmp_path, database_url, [demo_source(path)])
+
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    assert "1 new posts" in result.output
+
+
+def test_second_job_on_same_database_stops(tmp_path, database_url):
+    posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+    config = pipeline.config_module.load(config_path)
+
+    with pipeline.open_store(config, lock=True):
+        result = run_cli(config_path, "once")
+
+    assert result.exit_code == 1
+    assert "another Fenghuo job" in result.output
+    assert run_cli(config_path, "once").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://fenghuo@127.0.0.1:1/nothing",
+        "sqlite:///{tmp}/afile/sub/x.db",
+    ],
+)
+def test_unreachable_database_is_one_line(tmp_path, url):
+    (tmp_path / "afile").write_text("not a folder")
+    posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
+    config_path = write_config(tmp_path, url.format(tmp=tmp_path), [demo_source(posts)])
+
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 1
+    assert "storage.url: cannot open the database" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "Traceback" not in result.output

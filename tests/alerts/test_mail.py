@@ -197,3 +197,25 @@ def test_high_risk_grievance_alerts_below_levels():
 
 def test_route_unknown_level_reaches_nobody():
     assert route("normal", SETTINGS) == ((), ())
+
+
+def test_overdue_deadline_is_said_plainly():
+    item = make_item()
+    assessment = make_assessment()
+    decision = decide(item, assessment, SETTINGS)
+    late = datetime(2026, 12, 1, 15, 0, tzinfo=timezone.utc)
+    composed = compose(decision, item, assessment, post_id=1, sender=SETTINGS.sender,
+                       review_url="http://127.0.0.1:8000", timezone="Asia/Shanghai", now=late)
+
+    plain = email.message_from_string(composed.message, policy=default_policy)
+    body = plain.get_body(("plain",)).get_content()
+    assert "已过 6 小时" in body
+
+
+def test_cues_and_author_in_chinese():
+    _, parsed = build(make_item(), make_assessment())
+
+    body = parsed.get_body(("plain",)).get_content()
+    assert "渠道·报警「已报警」" in body
+    assert "个人认证" in body
+    assert "personal" not in body
