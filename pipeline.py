@@ -38,13 +38,13 @@ logger = logging.getLogger("pipeline")
 
 PROGRESS_LOG_SECONDS = 10.0
 # A run missed by up to this long (downtime, a busy worker) still happens once
-# when the service is back; older misses are skipped until the next run time.
+# when the service is back. Older misses are skipped until the next run time.
 MISFIRE_GRACE_SECONDS = 3600
 
 
 @dataclass
 class SourceSummary:
-    """What one pass over one source did."""
+    """Counts and outcome of one pass over one source."""
 
     source: str
     status: str = "ok"
@@ -381,7 +381,11 @@ def _scheduled_run(job: Job, source: Source) -> None:
 
 
 def _setup_logging(verbose: int) -> None:
-    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
+    level = logging.WARNING
+    if verbose == 1:
+        level = logging.INFO
+    elif verbose > 1:
+        level = logging.DEBUG
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,4 +1,4 @@
-"""What every collector shares: the batch it yields, its errors, and the
+"""The parts every collector shares: the batch it yields, its errors, and the
 helpers that turn loosely typed source values into clean item fields.
 
 Exceptions::
@@ -25,7 +25,7 @@ class CollectorError(Exception):
 
 
 class RecordError(ValueError):
-    """One record that cannot become an item; the message says why."""
+    """One record that cannot become an item, with the reason in the message."""
 
 
 @dataclass(slots=True)

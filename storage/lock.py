@@ -23,7 +23,7 @@ ADVISORY_KEY = 0x66656E67_68756F00
 
 
 class LockHeld(Exception):
-    """Another job holds the database lock; the message says how to proceed."""
+    """Another job holds the database lock. The message tells how to proceed."""
 
 
 @contextmanager
