@@ -290,15 +290,18 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
             return None
         options = [a for a in args if a is not type(None)]
         return _convert(options[0], value, key, path)
+
     if origin is Literal:
         if value not in args:
             expected = ", ".join(str(a) for a in args)
             raise ConfigError(f"{path}: {key}: expected one of {expected}; got {value!r}")
         return value
+
     if origin is tuple:
         if isinstance(value, str) or not isinstance(value, list):
             raise ConfigError(f"{path}: {key}: expected a list, got {_describe(value)}")
         return tuple(_convert(args[0], v, f"{key}[{i}]", path) for i, v in enumerate(value))
+
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: {key}: expected a mapping, got {_describe(value)}")
@@ -306,20 +309,25 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
             _convert(args[0], k, key, path): _convert(args[1], v, _join(key, str(k)), path)
             for k, v in value.items()
         }
+
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key, path)
+
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: {key}: expected true or false, got {_describe(value)}")
         return value
+
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path}: {key}: expected a whole number, got {_describe(value)}")
         return value
+
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: {key}: expected a number, got {_describe(value)}")
         return float(value)
+
     if hint is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
