@@ -40,6 +40,7 @@ PROGRESS_LOG_SECONDS = 10.0
 # A run missed by up to this long (downtime, a busy worker) still happens once
 # when the service is back. Older misses are skipped until the next run time.
 MISFIRE_GRACE_SECONDS = 3600
+DEV_LABELS = Path(__file__).resolve().parent.parent / "shared" / "eval" / "dev.jsonl"
 
 
 @dataclass
@@ -65,7 +66,7 @@ class Job:
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
-        self.analyzer = Analyzer(config.brand, config.thresholds, config.strategy)
+        self.analyzer = make_analyzer(config)
         self.transport = make_transport(config)
         self.stop = threading.Event()
 
@@ -224,6 +225,25 @@ class Job:
             if report.sent == 0 or report.failed:
                 break
         return sent, failed
+
+
+def make_analyzer(config: Config) -> Analyzer:
+    """Build the nlp stage with the classifier that config.yaml names.
+
+    The trained classifier is loaded from ``model_path``, and trained first
+    when that file does not exist yet.
+    """
+    if config.classifier == "lexicon":
+        return Analyzer(config.brand, config.thresholds, config.strategy)
+
+    from nlp.model import ModelError
+    from nlp.training import TrainingError, load_or_train
+
+    try:
+        classifier = load_or_train(config.resolve(config.model_path), config.brand)
+    except (ModelError, TrainingError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return Analyzer(config.brand, config.thresholds, config.strategy, classifier)
 
 
 def make_transport(config: Config) -> Transport:
@@ -504,12 +524,87 @@ def evaluate(ctx: click.Context, labels_path: str) -> None:
     from nlp.evaluation import evaluate as score
 
     config = _start(ctx)
-    analyzer = Analyzer(config.brand, config.thresholds, config.strategy)
+    analyzer = make_analyzer(config)
     try:
         report = score(read_records(labels_path), analyzer)
     except RecordError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_report(report))
+
+
+@cli.command()
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Model file to write.  [default: model_path from the config file]",
+)
+@common_options
+@click.pass_context
+def train(ctx: click.Context, output: str | None) -> None:
+    """Train the kind classifier on training/*.jsonl and demo/posts.jsonl, then save it.
+
+    Prints the training counts, the cross-validated macro-F1 on the training
+    data, the development-set figures when that label set is present, and the
+    model path.
+    """
+    from nlp import model, training
+
+    config = _start(ctx)
+    path = Path(output) if output else config.resolve(config.model_path)
+    data = training.read_training(training.training_files())
+    try:
+        trained = training.train(data, config.brand)
+        folds = training.cross_validate(data, config.brand)
+    except training.TrainingError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        model.save(trained.classifier, trained.metadata, path)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the model file {path}: {exc}") from None
+
+    click.echo(_format_training(data, trained.metadata, folds))
+    if DEV_LABELS.exists():
+        click.echo(_format_dev_comparison(config, trained))
+    click.echo(f"model: {path}")
+
+
+def _format_training(data, metadata: dict, folds) -> str:
+    lines = ["training files:"]
+    for name, count in data.per_file.items():
+        lines.append(f"  {name}: {count}")
+    lines.append(f"records: {len(data.records)} (skipped lines: {data.skipped})")
+    counts = metadata["training_counts"]
+    lines.append("model kinds: " + "  ".join(f"{k} {n}" for k, n in counts.items()))
+    lines.append(
+        f"cross-validated on the training data ({folds.folds} folds): "
+        f"macro-F1 {folds.macro_f1:.3f}, "
+        f"expected calibration error {folds.calibration_error:.3f}"
+    )
+    return "\n".join(lines)
+
+
+def _format_dev_comparison(config: Config, trained) -> str:
+    from nlp.evaluation import evaluate as score
+    from nlp.evaluation import read_records
+
+    records = read_records(DEV_LABELS)
+    lines = [f"development set {DEV_LABELS} ({len(records)} posts):"]
+    lines.append(f"{'':<10} {'macro-F1':>8} {'cg-F1':>6}  " + " ".join(
+        f"{kind:>10}" for kind in KINDS
+    ))
+    for name, classifier in (("trained", trained), ("lexicon", None)):
+        analyzer = Analyzer(
+            config.brand, config.thresholds, config.strategy, classifier=classifier
+        )
+        report = score(records, analyzer)
+        per_kind = " ".join(f"{report.per_kind[k].f1:>10.3f}" for k in KINDS)
+        lines.append(
+            f"{name:<10} {report.macro_f1:>8.3f} "
+            f"{report.complaint_f1_vs_grievance:>6.3f}  {per_kind}"
+        )
+    lines.append("(cg-F1: complaint-vs-grievance F1; kind columns: F1)")
+    return "\n".join(lines)
 
 
 def _format_summary(summaries, seconds: float, config: Config, pending: int) -> str:

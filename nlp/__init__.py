@@ -4,8 +4,9 @@ Each item goes through four steps: normalisation (HTML, NFKC, repost chains,
 traditional characters), brand relevance, classification into one of five
 kinds, and, for grievances and complaints, grading by the four factors into a
 level with a response deadline. Text and metadata go in; labels, confidences,
-cues, factor evidence and levels come out. This version reads no files: the
-classifier is built on the cue lexicons in :mod:`nlp.lexicon`.
+cues, factor evidence and levels come out. The default classifier is built on
+the cue lexicons in :mod:`nlp.lexicon` and reads no files. The trained
+classifier (:class:`nlp.trained.TrainedClassifier`) reads one model file.
 
 :class:`Analyzer` wires the steps and is what the pipeline calls.
 """
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Protocol
 
 from config import Brand, Thresholds
-from items import Assessment, Item
+from items import Assessment, Classification, Item, NormalizedText, Relevance
 from nlp.classifier import LexiconClassifier
 from nlp.grading import Grader
 from nlp.normalize import normalize
@@ -24,15 +26,38 @@ from nlp.relevance import RelevanceMatcher
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Analyzer"]
+__all__ = ["Analyzer", "Classifier"]
+
+
+class Classifier(Protocol):
+    """Interface of a kind classifier, as the analyzer calls it."""
+
+    def classify_batch(
+        self,
+        normalized: Sequence[NormalizedText],
+        relevance: Sequence[Relevance],
+        items: Sequence[Item],
+    ) -> list[Classification]: ...
 
 
 class Analyzer:
-    """The four steps of the language stage, wired for one brand and strategy."""
+    """The four steps of the language stage, wired for one brand and strategy.
 
-    def __init__(self, brand: Brand, thresholds: Thresholds, strategy: str):
+    ``classifier`` is any object with the ``classify_batch`` method of
+    :class:`LexiconClassifier`; by default it is a lexicon classifier.
+    """
+
+    def __init__(
+        self,
+        brand: Brand,
+        thresholds: Thresholds,
+        strategy: str,
+        classifier: Classifier | None = None,
+    ):
         self.matcher = RelevanceMatcher(brand)
-        self.classifier = LexiconClassifier(official_accounts=brand.official_accounts)
+        if classifier is None:
+            classifier = LexiconClassifier(official_accounts=brand.official_accounts)
+        self.classifier = classifier
         self.grader = Grader(thresholds, strategy)
 
     def analyse(self, items: Sequence[Item]) -> list[Assessment]:

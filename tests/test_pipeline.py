@@ -515,3 +515,21 @@ def test_unreachable_database_is_one_line(tmp_path, url):
     assert "storage.url: cannot open the database" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+def test_trained_classifier_trains_on_first_use(tmp_path):
+    posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
+    config_path = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", [demo_source(posts)])
+    data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    data["classifier"] = "trained"
+    data["model_path"] = str(tmp_path / "model.joblib")
+    config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "model.joblib").is_file()
+    with Store(f"sqlite:///{tmp_path / 'x.db'}") as store:
+        post = store.get_post(1)
+    assert post.classification.model_version != "lexicon-1"
+    assert post.classification.kind == "complaint"
