@@ -10,6 +10,7 @@ and what was expected. Secrets never live in the file. Options ending in
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -22,6 +23,8 @@ import yaml
 
 STRATEGY_NAMES = ("customer_first", "balanced", "assertive")
 SOURCE_KINDS = ("replay",)
+MAX_INTERVAL_MINUTES = 525_600
+MAX_RESPONSE_HOURS = 8_760
 FIELD_NAMES = (
     "id",
     "text",
@@ -331,6 +334,8 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: {key}: expected a number, got {_describe(value)}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: {key}: expected a finite number, got {value}")
         return float(value)
 
     if hint is str:
@@ -368,21 +373,27 @@ def _check(config: Config, path: Path) -> None:
             raise ConfigError(
                 f"{path}: {key}.schedule: expected exactly one of interval_minutes or cron"
             )
-        if schedule.interval_minutes is not None and schedule.interval_minutes <= 0:
+        interval = schedule.interval_minutes
+        if interval is not None and not 0 < interval <= MAX_INTERVAL_MINUTES:
             raise ConfigError(
-                f"{path}: {key}.schedule.interval_minutes: expected a positive number; "
-                f"got {schedule.interval_minutes}"
+                f"{path}: {key}.schedule.interval_minutes: expected a positive number "
+                f"of at most {MAX_INTERVAL_MINUTES} (a year); got {interval}"
             )
         if schedule.cron is not None:
             _check_cron(schedule.cron, f"{key}.schedule.cron", path)
         if source.limit is not None and source.limit < 1:
             raise ConfigError(f"{path}: {key}.limit: expected a positive number; got {source.limit}")
         try:
-            "".encode(source.encoding)
+            newline = "\n".encode(source.encoding)
         except LookupError:
             raise ConfigError(
                 f"{path}: {key}.encoding: unknown encoding {source.encoding!r}"
             ) from None
+        if newline != b"\n":
+            raise ConfigError(
+                f"{path}: {key}.encoding: {source.encoding!r} is not supported, because "
+                "files are read line by line; convert the file to UTF-8 or GB18030"
+            )
 
     for name in config.strategies:
         if name not in STRATEGY_NAMES:
@@ -401,6 +412,12 @@ def _check(config: Config, path: Path) -> None:
             raise ConfigError(
                 f"{path}: strategies.{name}.response_hours: missing {', '.join(sorted(missing))}"
             )
+        for level, hours in thresholds.response_hours.items():
+            if not 0 < hours <= MAX_RESPONSE_HOURS:
+                raise ConfigError(
+                    f"{path}: strategies.{name}.response_hours.{level}: expected a positive "
+                    f"number of hours of at most {MAX_RESPONSE_HOURS}; got {hours}"
+                )
 
     _check_storage(config.storage, path)
     _check_timezone(config.timezone, "timezone", path)

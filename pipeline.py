@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import click
+from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -56,6 +57,7 @@ class SourceSummary:
     alerts: int = 0
     seconds: float = 0.0
     error: str | None = None
+    unanalysed: int = 0
     kinds: Counter = field(default_factory=Counter)
     levels: Counter = field(default_factory=Counter)
 
@@ -69,6 +71,8 @@ class Job:
         self.analyzer = make_analyzer(config)
         self.transport = make_transport(config)
         self.stop = threading.Event()
+        self._delivering = threading.Lock()
+        self.delivery_errors = 0
 
     def run_source(self, source: Source, *, show_progress: bool = False) -> SourceSummary:
         """Collect one source from its cursor to the end, storing as it goes."""
@@ -84,6 +88,12 @@ class Job:
         except Exception as exc:
             summary.status, summary.error = "failed", f"{type(exc).__name__}: {exc}"
             logger.exception("source crashed source=%s", source.name)
+        if summary.unanalysed and summary.status == "ok":
+            summary.status = "failed"
+            summary.error = (
+                f"{summary.unanalysed} posts could not be analysed (see the log); "
+                "they are retried at the next start"
+            )
         if self.stop.is_set() and summary.status == "ok":
             summary.status = "partial"
         summary.seconds = time.monotonic() - started
@@ -153,6 +163,7 @@ class Job:
                 try:
                     self._process_batch([post], summary)
                 except Exception:
+                    summary.unanalysed += 1
                     logger.exception(
                         "post analysis failed, retried at next start source=%s post=%s",
                         post[1].source,
@@ -217,13 +228,26 @@ class Job:
         return new_alerts
 
     def deliver(self) -> tuple[int, int]:
-        """Deliver pending alerts; return how many were sent and how many failed."""
+        """Deliver pending alerts; return how many were sent and how many failed.
+
+        Only one thread delivers at a time: a second caller returns at once,
+        because two would read the same pending alerts and send them twice.
+        Delivery stops early when the job is stopping; what is left stays
+        pending in the database for the next start.
+        """
+        if not self._delivering.acquire(blocking=False):
+            return 0, 0
         sent = failed = 0
-        while True:
-            report = deliver_pending(self.store, self.transport)
-            sent, failed = sent + report.sent, failed + report.failed
-            if report.sent == 0 or report.failed:
-                break
+        try:
+            while not self.stop.is_set():
+                report = deliver_pending(self.store, self.transport)
+                sent, failed = sent + report.sent, failed + report.failed
+                if report.sent == 0 or report.failed:
+                    break
+        finally:
+            self._delivering.release()
+        if failed:
+            self.delivery_errors += failed
         return sent, failed
 
 
@@ -300,7 +324,7 @@ def open_store(config: Config, *, lock: bool = False) -> Iterator[Store]:
     try:
         store = Store(config.database_url)
         store.migrate()
-    except (ValueError, SQLAlchemyError, OSError) as exc:
+    except (ValueError, SQLAlchemyError, OSError, AlembicError) as exc:
         reason = getattr(exc, "orig", None) or exc
         first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else repr(reason)
         raise click.ClickException(
@@ -324,8 +348,13 @@ def _display_url(url: str) -> str:
         return repr(url)
 
 
-def run_once(config: Config, store: Store, *, show_progress: bool = False) -> list[SourceSummary]:
-    """Run every enabled source once, then deliver the alerts that are due."""
+def run_once(
+    config: Config, store: Store, *, show_progress: bool = False
+) -> tuple[list[SourceSummary], int]:
+    """Run every enabled source once, then deliver the alerts that are due.
+
+    Returns the summary of each source and the number of failed deliveries.
+    """
     job = Job(config, store)
     job.recover()
     summaries = [
@@ -334,7 +363,7 @@ def run_once(config: Config, store: Store, *, show_progress: bool = False) -> li
         if source.enabled
     ]
     job.deliver()
-    return summaries
+    return summaries, job.delivery_errors
 
 
 def build_scheduler(job: Job, config: Config):
@@ -388,7 +417,6 @@ def serve(job: Job, config: Config) -> None:
     finally:
         logger.info("service stopping, finishing the batches in hand")
         scheduler.shutdown(wait=True)
-        job.deliver()
         logger.info("service stopped")
 
 
@@ -473,9 +501,15 @@ def once(ctx: click.Context) -> None:
     config = _start(ctx)
     started = time.monotonic()
     with open_store(config, lock=True) as store:
-        summaries = run_once(config, store, show_progress=sys.stderr.isatty())
+        summaries, delivery_errors = run_once(config, store, show_progress=sys.stderr.isatty())
         pending = store.status().pending_alerts
     click.echo(_format_summary(summaries, time.monotonic() - started, config, pending))
+    if delivery_errors:
+        click.echo(
+            f"warning: {delivery_errors} alert deliveries failed (see the log); "
+            "the alerts stay pending and are retried at the next run",
+            err=True,
+        )
     if any(summary.status == "failed" for summary in summaries):
         ctx.exit(1)
 
@@ -503,9 +537,23 @@ def run(ctx: click.Context) -> None:
 def status(ctx: click.Context) -> None:
     """Show each source's last run, the counts by kind and level, and pending alerts."""
     config = _start(ctx)
+    url = make_url(config.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
+        raise click.ClickException(
+            f"no database at {url.database} yet; run 'python pipeline.py once' first"
+        )
     with open_store(config) as store:
         report = store.status()
-    click.echo(_format_status(report))
+        job_running = _job_running(store)
+    click.echo(_format_status(report, job_running))
+
+
+def _job_running(store: Store) -> bool:
+    try:
+        with store.job_lock():
+            return False
+    except LockHeld:
+        return True
 
 
 @cli.command()
@@ -637,12 +685,16 @@ def _counts(counter: Counter, order: tuple[str, ...]) -> str:
     return "  ".join(f"{name} {counter.get(name, 0)}" for name in order)
 
 
-def _format_status(report) -> str:
+def _format_status(report, job_running: bool) -> str:
     lines = [f"{'source':<24} {'last run (UTC)':<20} {'status':<8} {'posts':>9} {'bad':>6}"]
     for row in report.sources:
         started = _utc(row.last_started_at) or "never"
+        last_status = row.last_status or "-"
+        if last_status == "running" and not job_running:
+            # No job holds the lock, so the run that says "running" died.
+            last_status = "died"
         lines.append(
-            f"{row.name:<24} {started:<20} {row.last_status or '-':<8} {row.posts:>9} "
+            f"{row.name:<24} {started:<20} {last_status:<8} {row.posts:>9} "
             f"{row.last_bad:>6}"
         )
         if row.last_error:

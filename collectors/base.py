@@ -65,11 +65,14 @@ class Collector(Protocol):
 # PostgreSQL cannot store NUL in text at all, and the others only break
 # terminals and mail headers further on.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Lone surrogates (from a hostile "\ud800" escape) cannot be encoded as UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def clean_text(value: str) -> str:
-    """Remove NUL and other control characters, keeping tabs and newlines."""
-    return _CONTROL.sub("", value)
+    """Remove NUL and other control characters, keeping tabs and newlines, and
+    replace lone surrogates with U+FFFD."""
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", value))
 
 
 def clean_raw(value: Any) -> Any:

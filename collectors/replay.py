@@ -12,6 +12,7 @@ import csv
 import sys
 import hashlib
 import json
+import re
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -161,7 +162,21 @@ class ReplayCollector:
                 yield location, exc
                 continue
             except json.JSONDecodeError as exc:
+                if not line.endswith(b"\n"):
+                    # A last line without its newline may still be being
+                    # written: leave it, uncounted, for the next run.
+                    logger.info(
+                        "incomplete last line left for the next run source=%s location=%s",
+                        self.name,
+                        location,
+                    )
+                    return
                 yield location, RecordError(f"invalid JSON: {exc.msg} (column {exc.colno})")
+                continue
+            except (RecursionError, ValueError) as exc:
+                # Nesting too deep for the parser, or an integer of thousands
+                # of digits (Python refuses to convert those).
+                yield location, RecordError(f"invalid JSON: {type(exc).__name__}")
                 continue
             if not isinstance(record, dict):
                 yield location, RecordError(f"expected a JSON object, got {type(record).__name__}")
@@ -285,6 +300,8 @@ class ReplayCollector:
 # share a prefix never collide and the column stays indexable.
 MAX_ID_CHARS = 200
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 # Placeholder for a record before the cursor, which is counted, not read.
 _SKIPPED: dict[str, Any] = {}
 
@@ -298,7 +315,12 @@ def _external_id(value: Any, mapped: bool, text: str) -> str:
         raise RecordError(f"id is not a string or number: {type(value).__name__}")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    external_id = clean_text(str(value)).strip()
+    raw_id = str(value)
+    if _SURROGATE.search(raw_id):
+        # Lone surrogates cannot be stored as UTF-8, and replacing them would
+        # make two such ids equal: hash their code points instead.
+        return "sha1:" + hashlib.sha1(raw_id.encode("utf-8", "surrogatepass")).hexdigest()
+    external_id = clean_text(raw_id).strip()
     if not external_id:
         raise RecordError("missing id")
     if len(external_id) > MAX_ID_CHARS:

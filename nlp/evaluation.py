@@ -66,14 +66,21 @@ class Report:
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """Read labelled records from a JSON Lines file, skipping blank lines."""
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"{path}:{number}: invalid JSON: {exc}") from None
+    with open(path, encoding="utf-8-sig") as handle:
+        try:
+            lines = list(handle)
+        except UnicodeDecodeError as exc:
+            raise RecordError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+            raise RecordError(f"{path}:{number}: invalid JSON: {exc}") from None
+        if not isinstance(record, dict):
+            raise RecordError(f"{path}:{number}: expected a JSON object")
+        records.append(record)
     return records
 
 
@@ -85,8 +92,16 @@ def evaluate(records: Sequence[Mapping[str, Any]], analyzer=None) -> Report:
     """
     if analyzer is None:
         analyzer = default_analyzer()
-    items = [record_to_item(record, index) for index, record in enumerate(records)]
-    labels = [_labels(record, index) for index, record in enumerate(records)]
+    items, labels = [], []
+    for index, record in enumerate(records):
+        try:
+            items.append(record_to_item(record, index))
+            labels.append(_labels(record, index))
+        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+            if isinstance(exc, RecordError):
+                raise
+            name = record.get("id", f"#{index}") if isinstance(record, Mapping) else f"#{index}"
+            raise RecordError(f"record {name}: invalid field value ({exc})") from None
     assessments = analyzer.analyse(items)
 
     per_kind, confusion = _kind_scores(labels, assessments)

@@ -106,6 +106,13 @@ _TRADITIONAL_TABLE = {
 _TRADITIONAL_CHARS = re.compile("[" + "".join(map(chr, _TRADITIONAL_TABLE)) + "]")
 
 
+# Runs of digits are cut to this length: no amount, date or phone number is
+# longer, and the amount patterns would otherwise try every start position of
+# a long run, which is quadratic in its length.
+MAX_DIGIT_RUN = 20
+_LONG_DIGITS = re.compile(r"\d{%d,}" % (MAX_DIGIT_RUN + 1))
+
+
 def normalize(text: str) -> NormalizedText:
     """Normalise one post for the later stages; the original stays untouched.
 
@@ -128,6 +135,7 @@ def normalize(text: str) -> NormalizedText:
     if links:
         text = _LINK.sub(" ", text)
     text = _LINK_PLACEHOLDER.sub(" ", text)
+    text = _LONG_DIGITS.sub(lambda match: match.group(0)[:MAX_DIGIT_RUN], text)
     text = _SPACES.sub(" ", text).strip()
 
     text, truncated = _remove_truncation_mark(text)

@@ -30,7 +30,7 @@ class LockHeld(Exception):
 def job_lock(engine: Engine) -> Iterator[None]:
     """Hold the job lock of ``engine``'s database, or raise LockHeld at once."""
     if engine.dialect.name == "sqlite":
-        with _file_lock(Path(engine.url.database).expanduser()):
+        with _file_lock(Path(engine.url.database).expanduser().resolve()):
             yield
     else:
         with _advisory_lock(engine):

@@ -365,6 +365,16 @@ def test_hostile_csv_keeps_good_rows(tmp_path, database_url, caplog):
         (lambda d: d["storage"].update(url="foo://bar"), "storage.url: unsupported database URL"),
         (lambda d: d["storage"].update(batch_size=0), "storage.batch_size: expected a positive"),
         (lambda d: d["alerts"].pop("routing"), "alerts.routing.medium: missing"),
+        (lambda d: d["sources"][0].update(schedule={"interval_minutes": float("nan")}),
+         "sources[0].schedule.interval_minutes: expected a finite number"),
+        (lambda d: d["sources"][0].update(schedule={"interval_minutes": 1e12}),
+         "sources[0].schedule.interval_minutes: expected a positive number of at most"),
+        (lambda d: d["sources"][0].update(encoding="utf-16"),
+         "sources[0].encoding: 'utf-16' is not supported"),
+        (lambda d: d.update(strategies={"balanced": {
+            "critical_sum": 9, "medium_sum": 5,
+            "response_hours": {"critical": -5, "medium": 24, "normal": 48}}}),
+         "strategies.balanced.response_hours.critical: expected a positive number"),
         (lambda d: d["alerts"]["departments"]["pr"].update(recipients=["公关@例子.cn"]),
          "alerts.departments.pr.recipients: invalid email address"),
     ],
@@ -533,3 +543,63 @@ def test_trained_classifier_trains_on_first_use(tmp_path):
         post = store.get_post(1)
     assert post.classification.model_version != "lexicon-1"
     assert post.classification.kind == "complaint"
+
+
+def test_hostile_json_structures_rejected(tmp_path, database_url):
+    deep = '{"id": "deep", "text": "启程QC7", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    digits = '{"id": "digits", "text": "启程QC7", "engagement": {"likes": ' + "9" * 5000 + "}}"
+    surrogates = [
+        '{"id": "a\\ud800", "text": "启程QC7 \\ud800 一号"}',
+        '{"id": "a\\ud801", "text": "启程QC7 二号"}',
+    ]
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n".join([deep, digits, *surrogates]) + "\n", encoding="utf-8")
+    config_path = write_config(tmp_path, database_url, [demo_source(path)])
+
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    with Store(database_url) as store:
+        assert store.count_posts() == 2
+        assert store.unassessed_posts() == []
+
+
+def test_incomplete_last_line_waits(tmp_path, database_url):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "1", "text": "启程QC7 一"}\n{"id": "2", "text": "启程', encoding="utf-8")
+    config_path = write_config(tmp_path, database_url, [demo_source(path)])
+    run_cli(config_path, "once")
+
+    path.write_text(
+        '{"id": "1", "text": "启程QC7 一"}\n{"id": "2", "text": "启程QC7 二"}\n', encoding="utf-8"
+    )
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    with Store(database_url) as store:
+        assert store.count_posts() == 2
+
+
+def test_status_without_database(tmp_path):
+    posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
+    config_path = write_config(tmp_path, f"sqlite:///{tmp_path / 'none' / 'x.db'}",
+                               [demo_source(posts)])
+
+    result = run_cli(config_path, "status")
+
+    assert result.exit_code == 1
+    assert "no database at" in result.output
+    assert not (tmp_path / "none").exists()
+
+
+def test_outbox_failure_is_reported(tmp_path, database_url):
+    posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+    (tmp_path / "outbox").write_text("a file where the outbox folder should be")
+
+    result = CliRunner().invoke(pipeline.cli, ["--config", str(config_path), "once"])
+
+    assert result.exit_code == 0, result.output
+    assert "alert deliveries failed" in result.output
+    with Store(database_url) as store:
+        assert store.status().pending_alerts >= 1

@@ -10,13 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 import config as config_module
 import pipeline
-from storage import Store
+from storage import LockHeld, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,3 +140,36 @@ def test_crash_before_analysis_is_repaired(tmp_path):
         assert store.unassessed_posts() == []
         assert store.status().kinds.get("complaint") == 1
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+def test_one_thread_delivers_at_a_time(tmp_path):
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(json.dumps({"id": "a", "text": "启程QC7刹车失灵,已报警并向12315投诉要求召回"},
+                                ensure_ascii=False) + "\n", encoding="utf-8")
+    config = config_module.load(
+        write_config(tmp_path, [replay_source("s", posts, {"interval_minutes": 60})])
+    )
+    with Store(config.database_url) as store:
+        store.migrate()
+        job = pipeline.Job(config, store)
+        job.run_source(config.sources[0])
+
+        with job._delivering:
+            assert job.deliver() == (0, 0)
+        assert job.deliver() == (1, 0)
+
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+def test_lock_follows_symlinked_database(tmp_path):
+    real = tmp_path / "real.db"
+    link = tmp_path / "link.db"
+    with Store(f"sqlite:///{real}") as store:
+        store.migrate()
+    link.symlink_to(real)
+
+    with Store(f"sqlite:///{real}") as first, Store(f"sqlite:///{link}") as second:
+        with first.job_lock():
+            with pytest.raises(LockHeld):
+                with second.job_lock():
+                    pass
