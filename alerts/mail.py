@@ -168,7 +168,7 @@ class _Context:
     def factor_lines(self) -> list[str]:
         lines = []
         for factor in self.grading.factors:
-            evidence = "；".join(factor.evidence) or "无明显证据"
+            evidence = "；".join(_chinese_punctuation(e) for e in factor.evidence) or "无明显证据"
             lines.append(f"{FACTOR_NAMES_ZH[factor.name]} {factor.score}/3：{evidence}")
         return lines
 
@@ -200,7 +200,8 @@ class _Context:
         return _STRATEGY_NAMES_ZH.get(self.grading.strategy, self.grading.strategy)
 
     def plain(self) -> str:
-        lines = ["各位好，", "", self.lead(), "", f"原因：{self.grading.reason}", "", "四个因子："]
+        reason = _chinese_punctuation(self.grading.reason)
+        lines = ["各位好，", "", self.lead(), "", f"原因：{reason}", "", "四个因子："]
         lines += [f"- {line}" for line in self.factor_lines()]
         lines += ["", f"原帖（{self.author_line()}）", self.engagement_line(), "", self.post_text()]
         if self.item.url:
@@ -224,7 +225,7 @@ class _Context:
         return (
             "<!doctype html><html><body>\n"
             f"<p>各位好，</p>\n<p><strong>{e(self.lead())}</strong></p>\n"
-            f"<p>原因：{e(self.grading.reason)}</p>\n"
+            f"<p>原因：{e(_chinese_punctuation(self.grading.reason))}</p>\n"
             f"<p>四个因子：</p><ul>{factors}</ul>\n"
             f"<p>原帖（{e(self.author_line())}）<br>{e(self.engagement_line())}</p>\n"
             f"<blockquote>{text}</blockquote>\n{url}"
@@ -232,6 +233,17 @@ class _Context:
             f'<p><a href="{e(self.link)}">在烽火中处理</a></p>\n'
             f"<p>—— 烽火预警（{e(self.strategy())}策略）</p>\n</body></html>\n"
         )
+
+
+_FULL_WIDTH = str.maketrans({",": "，", ":": "：", "(": "（", ")": "）"})
+
+
+def _chinese_punctuation(generated: str) -> str:
+    """Give a sentence that the grader wrote the punctuation of Chinese prose.
+
+    Only for text Fenghuo generates: a post's own text is quoted as written.
+    """
+    return generated.translate(_FULL_WIDTH)
 
 
 def _describe_cue(cue) -> str:

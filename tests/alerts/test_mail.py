@@ -131,7 +131,7 @@ def test_bodies_explain_level_and_escape_html():
     html = parsed.get_body(("html",)).get_content()
     assert "【危机】级投诉" in plain
     assert "2026-12-01 17:00" in plain
-    assert "客户损失 3/3：安全事件: 刹车失灵" in plain
+    assert "客户损失 3/3：安全事件： 刹车失灵" in plain
     assert "http://127.0.0.1:8000/posts/42" in plain
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
