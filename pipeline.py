@@ -8,6 +8,7 @@ imports it.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -16,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -558,26 +559,99 @@ def _job_running(store: Store) -> bool:
 
 @cli.command()
 @click.option(
+    "--data",
+    "data_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSONL file of labelled posts: the labelled-post layout (labels.kind) or "
+    "the plain layout (text, label).",
+)
+@click.option(
     "--labels",
     "labels_path",
-    required=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="JSONL file of labelled posts (text, source, author, engagement, labels).",
+    help="Alias of --data.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--cross-validate",
+    "folds",
+    type=click.IntRange(min=2),
+    metavar="K",
+    help="Train and test the trained model's recipe on FILE itself in K "
+    "stratified folds (fixed seed) instead of scoring the configured classifier.",
+)
+@click.option(
+    "--assume-relevant",
+    is_flag=True,
+    help="Score every post as about the brand, for corpora about other brands.",
+)
+@click.option(
+    "--classifier",
+    "classifier_name",
+    type=click.Choice(["lexicon", "trained"]),
+    help="Classifier to score.  [default: classifier from the config file]",
+)
+@click.option(
+    "--platform",
+    help="Platform to give every post, such as 12365auto or weibo (a complaint "
+    "platform is itself a complaint cue).  [default: each record's source]",
 )
 @common_options
 @click.pass_context
-def evaluate(ctx: click.Context, labels_path: str) -> None:
-    """Score the analyser against labelled posts: per-kind precision, recall, F1."""
-    from nlp.evaluation import RecordError, format_report, read_records
-    from nlp.evaluation import evaluate as score
+def evaluate(
+    ctx: click.Context,
+    data_path: str | None,
+    labels_path: str | None,
+    as_json: bool,
+    folds: int | None,
+    assume_relevant: bool,
+    classifier_name: str | None,
+    platform: str | None,
+) -> None:
+    """Score a classifier on labelled posts.
 
+    Prints precision, recall, F1 and support per class, macro-F1, the
+    confusion matrix and, where the labels allow, complaint-vs-grievance F1
+    and brand-relevance precision and recall (against the config's brand).
+    Plain-layout labels of other corpora are mapped as follows. complaint is
+    scored as complaint and not_complaint as any other kind. negative is
+    scored as grievance or complaint, positive as praise, neutral as neutral.
+    """
+    from nlp import evaluation
+
+    path = _evaluation_path(data_path, labels_path)
     config = _start(ctx)
-    analyzer = make_analyzer(config)
+    if classifier_name is not None:
+        config = replace(config, classifier=classifier_name)
     try:
-        report = score(read_records(labels_path), analyzer)
-    except RecordError as exc:
+        records = evaluation.read_records(path)
+        if folds is not None:
+            report = evaluation.cross_validate_corpus(
+                records, config.brand, folds, platform
+            )
+        else:
+            report = evaluation.score_corpus(
+                records,
+                make_analyzer(config),
+                assume_relevant=assume_relevant,
+                platform=platform,
+            )
+    except evaluation.RecordError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(format_report(report))
+    if as_json:
+        payload = evaluation.corpus_report_json(report)
+        click.echo(json.dumps(payload, ensure_ascii=False, sort_keys=False))
+    else:
+        click.echo(evaluation.format_corpus_report(report))
+
+
+def _evaluation_path(data_path: str | None, labels_path: str | None) -> str:
+    if data_path and labels_path and data_path != labels_path:
+        raise click.UsageError("give either --data or --labels (its alias), not both")
+    path = data_path or labels_path
+    if path is None:
+        raise click.UsageError("missing option --data FILE")
+    return path
 
 
 @cli.command()

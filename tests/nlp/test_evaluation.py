@@ -11,11 +11,19 @@ import pytest
 
 from items import Item
 from nlp.evaluation import (
+    GRIEVANCE_OR_COMPLAINT,
+    LABEL_TABLE,
     RecordError,
+    corpus_report_json,
+    cross_validate_corpus,
     evaluate,
+    format_corpus_report,
     format_report,
+    label_records,
     read_records,
     record_to_item,
+    score_corpus,
+    scored_class,
 )
 
 from conftest import PROJECT_ROOT
@@ -224,3 +232,164 @@ def test_throughput_on_car_reviews(analyzer):
     analyzer.analyse(items)
     rate = len(items) / (time.perf_counter() - start)
     assert rate > 2_000, f"{rate:.0f} posts/s"
+
+
+def plain(text, label, **extra):
+    return {"text": text, "label": label, **extra}
+
+
+def test_label_table_maps_corpus_labels():
+    assert LABEL_TABLE["complaint"] == "complaint"
+    assert LABEL_TABLE["not_complaint"] == "not_complaint"
+    assert LABEL_TABLE["negative"] == GRIEVANCE_OR_COMPLAINT
+    assert LABEL_TABLE["positive"] == "praise"
+    assert LABEL_TABLE["neutral"] == "neutral"
+
+
+@pytest.mark.parametrize(
+    ("labels", "label_set", "truths"),
+    [
+        (["complaint", "not_complaint"], "complaint", ["complaint", "not_complaint"]),
+        (["complaint"], "complaint", ["complaint"]),
+        (
+            ["negative", "positive", "neutral"],
+            "sentiment",
+            [GRIEVANCE_OR_COMPLAINT, "praise", "neutral"],
+        ),
+        (["grievance", "complaint"], "kinds", ["grievance", "complaint"]),
+    ],
+)
+def test_label_records_picks_label_set(labels, label_set, truths):
+    data = label_records([plain("QC5", label) for label in labels])
+    assert data.label_set.name == label_set
+    assert data.truths == truths
+    assert data.layout == "plain"
+
+
+def test_label_records_labelled_layout_is_kinds():
+    data = label_records(INVENTED)
+    assert data.layout == "labelled"
+    assert data.label_set.name == "kinds"
+    assert data.truths == [r["labels"]["kind"] for r in INVENTED]
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ([plain("QC5", "angry", id="r9")], "record r9: unknown label 'angry'"),
+        ([{"text": "QC5"}], "unknown label None"),
+        ([plain("QC5", "negative"), plain("QC5", "not_complaint")], "mix label sets"),
+        ([plain("QC5", "negative"), INVENTED[0]], "mixes the labelled-post layout"),
+        (["QC5"], "expected a JSON object"),
+    ],
+)
+def test_label_records_rejects(records, message):
+    with pytest.raises(RecordError, match=message):
+        label_records(records)
+
+
+@pytest.mark.parametrize(
+    ("kind", "label_set", "expected"),
+    [
+        ("complaint", "complaint", "complaint"),
+        ("grievance", "complaint", "not_complaint"),
+        ("irrelevant", "complaint", "not_complaint"),
+        ("grievance", "sentiment", GRIEVANCE_OR_COMPLAINT),
+        ("complaint", "sentiment", GRIEVANCE_OR_COMPLAINT),
+        ("praise", "sentiment", "praise"),
+        ("irrelevant", "sentiment", "irrelevant"),
+        ("neutral", "kinds", "neutral"),
+    ],
+)
+def test_scored_class(kind, label_set, expected):
+    assert scored_class(kind, label_set) == expected
+
+
+def test_score_corpus_labelled_layout_matches_evaluate(analyzer):
+    report = score_corpus(INVENTED, analyzer)
+    assert report.macro_f1 == pytest.approx(evaluate(INVENTED, analyzer).macro_f1)
+    assert report.complaint_vs_grievance_f1 == pytest.approx(1.0)
+    assert report.relevance_precision == 1.0
+    assert report.relevance_recall == 1.0
+    assert report.labelled is not None
+    assert report.confusion["irrelevant"] == {"irrelevant": 2}
+
+
+def test_score_corpus_sentiment_shares(analyzer):
+    records = [
+        plain("QC7车机三天两头死机,服了", "negative"),
+        plain("QC9漏水修了三次还漏,已向12315投诉,要求退车", "negative"),
+        plain("QC5提车一个月,续航扎实,很满意", "positive"),
+        plain("QC5落地价多少?", "neutral"),
+    ]
+    report = score_corpus(records, analyzer)
+    assert report.label_set == "sentiment"
+    assert report.judged[GRIEVANCE_OR_COMPLAINT][GRIEVANCE_OR_COMPLAINT] == 1.0
+    assert report.judged[GRIEVANCE_OR_COMPLAINT]["complaint"] == 0.5
+    assert report.judged["praise"][GRIEVANCE_OR_COMPLAINT] == 0.0
+    assert report.per_class[GRIEVANCE_OR_COMPLAINT].recall == 1.0
+    assert report.complaint_vs_grievance_f1 is None
+    assert report.relevance_precision is None
+
+
+def test_score_corpus_complaint_set_counts_grievance_apart(analyzer):
+    records = [
+        plain("QC7车机三天两头死机,服了", "complaint"),
+        plain("QC5落地价多少?", "not_complaint"),
+    ]
+    report = score_corpus(records, analyzer)
+    assert report.per_class["complaint"].recall == 0.0
+    assert report.grievance_or_complaint_f1 == pytest.approx(1.0)
+    assert report.per_class["not_complaint"].precision == 0.5
+
+
+def test_assume_relevant_keeps_brand_config(analyzer):
+    records = [plain("比亚迪车机三天两头死机,服了,真无语", "negative")]
+    matched = score_corpus(records, analyzer)
+    assumed = score_corpus(records, analyzer, assume_relevant=True)
+    assert matched.confusion[GRIEVANCE_OR_COMPLAINT] == {"irrelevant": 1}
+    assert assumed.confusion[GRIEVANCE_OR_COMPLAINT] == {"grievance": 1}
+
+
+def test_complaint_platform_overrides_source(analyzer):
+    records = [plain("QC7刹车异响,希望厂家处理", "complaint", source="a corpus")]
+    text_only = score_corpus(records, analyzer, assume_relevant=True)
+    filed = score_corpus(
+        records, analyzer, assume_relevant=True, platform="12365auto"
+    )
+    assert text_only.judged["complaint"]["complaint"] == 0.0
+    assert filed.judged["complaint"]["complaint"] == 1.0
+
+
+def test_cross_validate_corpus_is_reproducible(brand):
+    records = [
+        plain(f"QC7 车机第{i}次黑屏,已经投诉,要求退车", "complaint") for i in range(6)
+    ]
+    records += [plain(f"QC5 第{i}次保养,顺利", "not_complaint") for i in range(6)]
+    first = cross_validate_corpus(records, brand, 3)
+    second = cross_validate_corpus(records, brand, 3)
+    assert first == second
+    assert first.folds == 3
+    assert first.per_class["complaint"].f1 == pytest.approx(1.0)
+
+
+def test_cross_validate_corpus_needs_enough_per_label(brand):
+    records = [plain("QC7黑屏", "complaint")] * 2
+    records += [plain("QC5", "not_complaint")] * 5
+    with pytest.raises(RecordError, match=r"complaint \(2\)"):
+        cross_validate_corpus(records, brand, 3)
+    with pytest.raises(RecordError, match="at least 2 labels"):
+        cross_validate_corpus([plain("QC5", "complaint")] * 4, brand, 2)
+
+
+def test_corpus_report_json_and_text(analyzer):
+    report = score_corpus(INVENTED, analyzer)
+    payload = json.loads(json.dumps(corpus_report_json(report)))
+    assert payload["n"] == len(INVENTED)
+    assert payload["per_kind"]["complaint"]["support"] == 2
+    assert payload["relevance"] == {"precision": 1.0, "recall": 1.0}
+    assert payload["labelled"]["critical_support"] == 1
+    text = format_corpus_report(report)
+    assert "brand relevance: precision 1.000, recall 1.000" in text
+    assert "complaint-vs-grievance F1: 1.000" in text
+    assert "level accuracy" in text
