@@ -83,11 +83,22 @@ class ReplayCollector:
         return max(lines - _records_done(cursor), 0)
 
     def collect(self, cursor: str | None) -> Iterator[Batch]:
-        done = _records_done(cursor)
         if self.path.is_dir():
             raise CollectorError(f"source {self.name}: replay path is a folder: {self.path}")
         if not self.path.is_file():
             raise CollectorError(f"source {self.name}: replay file not found: {self.path}")
+        identity = _file_identity(self.path)
+        done = _records_done(cursor)
+        if done and _cursor_identity(cursor) not in (None, identity):
+            # The file was replaced (rotated, or rewritten by an export): read it
+            # from the start. Records already stored are recognised by their ids.
+            logger.warning(
+                "replay file replaced, reading from the start source=%s path=%s",
+                self.name,
+                self.path,
+            )
+            done = 0
+        self._identity = identity
         records = self._records(skip=done)
         position = 0
         items: list[Item] = []
@@ -111,18 +122,21 @@ class ReplayCollector:
                 )
                 rejected.append(Rejected(location, str(exc)))
             if len(items) + len(rejected) >= self.batch_size:
-                yield Batch(items, _cursor(position), rejected)
+                yield Batch(items, _cursor(position, self._identity), rejected)
                 items, rejected = [], []
                 collected_at = datetime.now(timezone.utc)
         if position < done:
             logger.warning(
-                "replay file shorter than cursor source=%s records=%s cursor=%s",
+                "replay file shorter than cursor, reading from the start "
+                "source=%s records=%s cursor=%s",
                 self.name,
                 position,
                 done,
             )
+            yield from self.collect(None)
+            return
         if items or rejected:
-            yield Batch(items, _cursor(position), rejected)
+            yield Batch(items, _cursor(position, self._identity), rejected)
 
     def _records(self, skip: int) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
         """Yield every record with its location; the first ``skip`` JSONL
@@ -154,6 +168,16 @@ class ReplayCollector:
             if len(line) > MAX_RECORD_BYTES:
                 yield location, RecordError(f"record larger than {MAX_RECORD_BYTES} bytes")
                 continue
+            if not line.endswith(b"\n") and not _is_complete_json(line, self.source.encoding):
+                # A last line without its newline may still be being written,
+                # perhaps cut inside a character: leave it, uncounted, for the
+                # next run.
+                logger.info(
+                    "incomplete last line left for the next run source=%s location=%s",
+                    self.name,
+                    location,
+                )
+                return
             try:
                 # NaN and Infinity are not JSON, and PostgreSQL rejects them in a
                 # JSON column; Python's reader accepts them, so they become null.
@@ -162,15 +186,6 @@ class ReplayCollector:
                 yield location, exc
                 continue
             except json.JSONDecodeError as exc:
-                if not line.endswith(b"\n"):
-                    # A last line without its newline may still be being
-                    # written: leave it, uncounted, for the next run.
-                    logger.info(
-                        "incomplete last line left for the next run source=%s location=%s",
-                        self.name,
-                        location,
-                    )
-                    return
                 yield location, RecordError(f"invalid JSON: {exc.msg} (column {exc.colno})")
                 continue
             except (RecursionError, ValueError) as exc:
@@ -328,6 +343,14 @@ def _external_id(value: Any, mapped: bool, text: str) -> str:
     return external_id
 
 
+def _is_complete_json(line: bytes, encoding: str) -> bool:
+    try:
+        json.loads(line.decode(encoding))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
+        return False
+    return True
+
+
 def _no_constant(name: str) -> None:
     return None
 
@@ -375,5 +398,29 @@ def _records_done(cursor: str | None) -> int:
         return 0
 
 
-def _cursor(records: int) -> str:
-    return json.dumps({"records": records})
+def _cursor(records: int, identity: str | None = None) -> str:
+    value: dict[str, Any] = {"records": records}
+    if identity is not None:
+        value["file"] = identity
+    return json.dumps(value)
+
+
+def _cursor_identity(cursor: str | None) -> str | None:
+    try:
+        return json.loads(cursor).get("file")
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _file_identity(path: Path) -> str:
+    """Return what tells this file from one that replaced it under the same name.
+
+    The inode alone is not enough, because a file system reuses the inode of a
+    deleted file at once, so the hash of the first line is part of it: appending
+    keeps both, replacing the file changes one or the other.
+    """
+    status = path.stat()
+    with path.open("rb") as handle:
+        first_line = handle.readline(4096)
+    digest = hashlib.sha1(first_line).hexdigest()[:16]
+    return f"{status.st_dev}:{status.st_ino}:{digest}"

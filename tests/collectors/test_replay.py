@@ -93,7 +93,7 @@ def test_limit_stops_early(tmp_path):
     batches, items, _ = collect_all(collector(path, limit=2))
 
     assert len(items) == 2
-    assert json.loads(batches[-1].cursor) == {"records": 2}
+    assert json.loads(batches[-1].cursor)["records"] == 2
 
 
 def test_unreadable_cursor_starts_over(tmp_path):
@@ -169,3 +169,39 @@ def test_parse_time(value, expected):
 
 def test_clean_text_keeps_newlines():
     assert clean_text("a\r\nb\x00\x1b") == "a\r\nb"
+
+
+def test_replaced_file_read_from_start(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", [{"id": n, "text": f"old {n}"} for n in range(5)])
+    batches, _, _ = collect_all(collector(path))
+    path.unlink()
+    write_lines(path, [{"id": f"new{n}", "text": f"new {n}"} for n in range(8)])
+
+    _, items, _ = collect_all(collector(path), batches[-1].cursor)
+
+    assert [i.external_id for i in items] == [f"new{n}" for n in range(8)]
+
+
+def test_truncated_file_read_from_start(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", [{"id": n, "text": f"old {n}"} for n in range(5)])
+    batches, _, _ = collect_all(collector(path))
+    with path.open("w") as handle:
+        handle.write(json.dumps({"id": "x", "text": "fresh"}) + "\n")
+
+    _, items, _ = collect_all(collector(path), batches[-1].cursor)
+
+    assert [i.external_id for i in items] == ["x"]
+
+
+def test_line_cut_inside_character_waits(tmp_path):
+    path = tmp_path / "p.jsonl"
+    whole = '{"id": "u1", "text": "启程QC7"}\n'.encode()
+    path.write_bytes(whole[:24])
+
+    batches, items, rejected = collect_all(collector(path))
+
+    assert items == []
+    assert rejected == []
+    path.write_bytes(whole)
+    _, items, _ = collect_all(collector(path))
+    assert [i.external_id for i in items] == ["u1"]
