@@ -228,6 +228,22 @@ class Job:
             )
         return new_alerts
 
+    def verify_lock(self) -> None:
+        """Check that this job still holds the database's job lock.
+
+        When it was lost and another job took it, log the error and stop the
+        service, because two jobs would send the same alerts twice.
+        """
+        held = self.store.held_lock
+        if held is None:
+            return
+        try:
+            held.verify()
+        except LockHeld as exc:
+            logger.error("job lock lost, stopping error=%s", exc)
+            self.stop.set()
+            raise
+
     def deliver(self) -> tuple[int, int]:
         """Deliver pending alerts; return how many were sent and how many failed.
 
@@ -241,7 +257,7 @@ class Job:
         sent = failed = 0
         try:
             while not self.stop.is_set():
-                report = deliver_pending(self.store, self.transport)
+                report = deliver_pending(self.store, self.transport, stop=self.stop.is_set)
                 sent, failed = sent + report.sent, failed + report.failed
                 if report.sent == 0 or report.failed:
                     break
@@ -387,22 +403,27 @@ def build_scheduler(job: Job, config: Config):
     now = datetime.now(timezone.utc)
     for source in sources:
         schedule = source.schedule
+        # An interval source runs at once on start; a cron source waits for
+        # its next time, so that a nightly source does not run at every restart.
         if schedule.cron:
             trigger = CronTrigger.from_crontab(schedule.cron, timezone=config.timezone)
+            first_run = trigger.get_next_fire_time(None, now)
         else:
             trigger = IntervalTrigger(minutes=schedule.interval_minutes, timezone=config.timezone)
+            first_run = now
         scheduler.add_job(
             _scheduled_run,
             trigger,
             args=(job, source),
             id=f"source:{source.name}",
             name=source.name,
-            next_run_time=now,
+            next_run_time=first_run,
             coalesce=True,
             max_instances=1,
             misfire_grace_time=MISFIRE_GRACE_SECONDS,
         )
-    scheduler.add_job(job.deliver, IntervalTrigger(minutes=1), id="deliver", name="deliver")
+    scheduler.add_job(_scheduled_deliver, IntervalTrigger(minutes=1), args=(job,),
+                      id="deliver", name="deliver")
     return scheduler
 
 
@@ -421,9 +442,34 @@ def serve(job: Job, config: Config) -> None:
         logger.info("service stopped")
 
 
+def _scheduled_deliver(job: Job) -> None:
+    try:
+        job.verify_lock()
+        job.deliver()
+    except LockHeld:
+        return
+    except (SQLAlchemyError, OSError) as exc:
+        logger.error("alert delivery run failed, retried in a minute error=%s", _first_line(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    reason = str(getattr(exc, "orig", None) or exc).strip()
+    return reason.splitlines()[0] if reason else type(exc).__name__
+
+
 def _scheduled_run(job: Job, source: Source) -> None:
-    job.run_source(source)
-    job.deliver()
+    try:
+        job.verify_lock()
+        job.run_source(source)
+        job.deliver()
+    except LockHeld:
+        return
+    except (SQLAlchemyError, OSError) as exc:
+        logger.error(
+            "source run failed, retried at its next run time source=%s error=%s",
+            source.name,
+            _first_line(exc),
+        )
 
 
 # -- command line -----------------------------------------------------------
@@ -625,6 +671,8 @@ def evaluate(
         config = replace(config, classifier=classifier_name)
     try:
         records = evaluation.read_records(path)
+        if not records:
+            raise click.ClickException(f"{path}: no records to evaluate")
         if folds is not None:
             report = evaluation.cross_validate_corpus(
                 records, config.brand, folds, platform

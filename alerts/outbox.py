@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import smtplib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,10 +65,22 @@ class DeliveryReport:
     failed: int = 0
 
 
-def deliver_pending(store: Any, transport: Transport, *, limit: int = 500) -> DeliveryReport:
-    """Deliver up to ``limit`` pending alerts and record every attempt."""
+def deliver_pending(
+    store: Any,
+    transport: Transport,
+    *,
+    limit: int = 500,
+    stop: Callable[[], bool] = lambda: False,
+) -> DeliveryReport:
+    """Deliver up to ``limit`` pending alerts and record every attempt.
+
+    ``stop`` is asked before each alert, so a stopping service does not wait
+    for a whole batch against a slow server; what is left stays pending.
+    """
     report = DeliveryReport()
     for alert in store.pending_alerts(limit=limit):
+        if stop():
+            break
         try:
             detail = transport.send(alert)
         except (OSError, smtplib.SMTPException) as exc:

@@ -18,7 +18,7 @@ from items import Assessment, Item
 
 from . import rows
 from .engine import WRITE_LOCK_OPTION, create_store_engine, upgrade
-from .lock import job_lock
+from .lock import HeldLock, job_lock
 from .records import AlertRecord, NewAlert, PostRecord, StatusReport
 from .status import read_status
 from .tables import (
@@ -63,18 +63,25 @@ class Store:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.engine = create_store_engine(url, echo=echo)
+        self.held_lock: HeldLock | None = None
         if self.engine.dialect.name == "sqlite":
             self._insert = sqlite.insert
         else:
             self._insert = postgresql.insert
 
-    def job_lock(self):
+    @contextmanager
+    def job_lock(self) -> Iterator[HeldLock]:
         """Hold the lock that lets one job at a time work on this database.
 
-        A context manager that raises :class:`storage.lock.LockHeld` at once
-        when another process holds it.
+        Raises :class:`storage.lock.LockHeld` at once when another process
+        holds it. While held, the lock is also :attr:`held_lock`.
         """
-        return job_lock(self.engine)
+        with job_lock(self.engine) as held:
+            self.held_lock = held
+            try:
+                yield held
+            finally:
+                self.held_lock = None
 
     def migrate(self) -> None:
         """Create or upgrade the tables to the latest migration."""

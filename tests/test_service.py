@@ -67,6 +67,8 @@ def test_scheduler_registers_each_source(tmp_path):
     assert str(nightly.timezone) == "Asia/Shanghai"
     fields = {f.name: str(f) for f in nightly.fields}
     assert (fields["hour"], fields["minute"]) == ("2", "30")
+    first_nightly = jobs["source:nightly"].next_run_time
+    assert (first_nightly.hour, first_nightly.minute) == (2, 30)
 
 
 def test_sigterm_finishes_batch_and_resumes(tmp_path):
