@@ -23,6 +23,8 @@ import yaml
 
 STRATEGY_NAMES = ("customer_first", "balanced", "assertive")
 SOURCE_KINDS = ("replay",)
+# Config fields that the loader fills in and a file may not set.
+LOADER_KEYS = ("base_dir", "config_path")
 MAX_INTERVAL_MINUTES = 525_600
 MAX_RESPONSE_HOURS = 8_760
 FIELD_NAMES = (
@@ -200,6 +202,8 @@ class Config:
     alerts: Alerts = field(default_factory=Alerts)
     # Folder that relative paths in this file are read from; set by the loader.
     base_dir: str = "."
+    # The file this config was read from; set by the loader.
+    config_path: str = ""
 
     @property
     def thresholds(self) -> Thresholds:
@@ -239,9 +243,11 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {_describe(data)}")
-    data.pop("base_dir", None)
-    base_dir = str(path.resolve().parent)
-    config = _build(Config, {**data, "base_dir": base_dir}, "", path)
+    for internal in LOADER_KEYS:
+        if internal in data:
+            raise ConfigError(f"{path}: {internal}: unknown key; it is set by the program")
+    loaded = {**data, "base_dir": str(path.resolve().parent), "config_path": str(path)}
+    config = _build(Config, loaded, "", path)
     _check(config, path)
     return config
 
@@ -277,7 +283,7 @@ def _build(cls: type, data: Any, key: str, path: Path) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        allowed = ", ".join(sorted(n for n in fields if n != "base_dir"))
+        allowed = ", ".join(sorted(n for n in fields if n not in LOADER_KEYS))
         raise ConfigError(
             f"{path}: {_join(key, str(unknown[0]))}: unknown key; expected one of: {allowed}"
         )

@@ -283,7 +283,14 @@ def make_analyzer(config: Config) -> Analyzer:
     try:
         classifier = load_or_train(config.resolve(config.model_path), config.brand)
     except (ModelError, TrainingError) as exc:
-        raise click.ClickException(str(exc)) from None
+        message = str(exc)
+        default_file = Path("config.yaml").resolve()
+        if config.config_path and Path(config.config_path).resolve() != default_file:
+            # The hint must train the model this config reads.
+            message = message.replace(
+                "python pipeline.py train", f"python pipeline.py train --config {config.config_path}"
+            )
+        raise click.ClickException(message) from None
     return Analyzer(config.brand, config.thresholds, config.strategy, classifier)
 
 

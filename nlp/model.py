@@ -225,7 +225,7 @@ def _read_metadata(path: Path) -> dict[str, Any]:
     # zlib.error, KeyError and others, depending on where it breaks.
     except Exception as exc:
         raise ModelError(
-            f"{path}: cannot read the model file ({type(exc).__name__}); {RETRAIN_HINT}"
+            f"{path}: cannot read the model file ({type(exc).__name__}: {exc}); {RETRAIN_HINT}"
         ) from None
     valid = (
         isinstance(envelope, dict)
