@@ -242,10 +242,14 @@ def load(path: str | Path) -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {_describe(data)}")
+        raise ConfigError(
+            f"{path}: expected a mapping at the top level, got {_describe(data)}"
+        )
     for internal in LOADER_KEYS:
         if internal in data:
-            raise ConfigError(f"{path}: {internal}: unknown key; it is set by the program")
+            raise ConfigError(
+                f"{path}: {internal}: unknown key; it is set by the program"
+            )
     loaded = {**data, "base_dir": str(path.resolve().parent), "config_path": str(path)}
     config = _build(Config, loaded, "", path)
     _check(config, path)
@@ -291,7 +295,10 @@ def _build(cls: type, data: Any, key: str, path: Path) -> Any:
     for name, f in fields.items():
         if name in data:
             values[name] = _convert(hints[name], data[name], _join(key, name), path)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        elif (
+            f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ):
             raise ConfigError(f"{path}: {_join(key, name)}: missing required key")
     return cls(**values)
 
@@ -308,19 +315,27 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
     if origin is Literal:
         if value not in args:
             expected = ", ".join(str(a) for a in args)
-            raise ConfigError(f"{path}: {key}: expected one of {expected}; got {value!r}")
+            raise ConfigError(
+                f"{path}: {key}: expected one of {expected}; got {value!r}"
+            )
         return value
 
     if origin is tuple:
         if isinstance(value, str) or not isinstance(value, list):
             raise ConfigError(f"{path}: {key}: expected a list, got {_describe(value)}")
-        return tuple(_convert(args[0], v, f"{key}[{i}]", path) for i, v in enumerate(value))
+        return tuple(
+            _convert(args[0], v, f"{key}[{i}]", path) for i, v in enumerate(value)
+        )
 
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{path}: {key}: expected a mapping, got {_describe(value)}")
+            raise ConfigError(
+                f"{path}: {key}: expected a mapping, got {_describe(value)}"
+            )
         return {
-            _convert(args[0], k, key, path): _convert(args[1], v, _join(key, str(k)), path)
+            _convert(args[0], k, key, path): _convert(
+                args[1], v, _join(key, str(k)), path
+            )
             for k, v in value.items()
         }
 
@@ -329,17 +344,23 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
 
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}: {key}: expected true or false, got {_describe(value)}")
+            raise ConfigError(
+                f"{path}: {key}: expected true or false, got {_describe(value)}"
+            )
         return value
 
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: {key}: expected a whole number, got {_describe(value)}")
+            raise ConfigError(
+                f"{path}: {key}: expected a whole number, got {_describe(value)}"
+            )
         return value
 
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: {key}: expected a number, got {_describe(value)}")
+            raise ConfigError(
+                f"{path}: {key}: expected a number, got {_describe(value)}"
+            )
         if not math.isfinite(value):
             raise ConfigError(f"{path}: {key}: expected a finite number, got {value}")
         return float(value)
@@ -361,7 +382,9 @@ def _check(config: Config, path: Path) -> None:
     for i, source in enumerate(config.sources):
         key = f"sources[{i}]"
         if source.name in seen:
-            raise ConfigError(f"{path}: {key}.name: duplicate source name {source.name!r}")
+            raise ConfigError(
+                f"{path}: {key}.name: duplicate source name {source.name!r}"
+            )
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", source.name):
             raise ConfigError(
                 f"{path}: {key}.name: expected letters, digits, '_', '.' or '-' "
@@ -388,7 +411,9 @@ def _check(config: Config, path: Path) -> None:
         if schedule.cron is not None:
             _check_cron(schedule.cron, f"{key}.schedule.cron", path)
         if source.limit is not None and source.limit < 1:
-            raise ConfigError(f"{path}: {key}.limit: expected a positive number; got {source.limit}")
+            raise ConfigError(
+                f"{path}: {key}.limit: expected a positive number; got {source.limit}"
+            )
         try:
             newline = "\n".encode(source.encoding)
         except LookupError:

@@ -192,7 +192,9 @@ class Assessment:
 def as_dict(value: Any) -> Any:
     """Convert a dataclass from this module into JSON-ready built-in types."""
     if dataclasses.is_dataclass(value):
-        return {f.name: as_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: as_dict(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
     if isinstance(value, (list, tuple)):
         return [as_dict(v) for v in value]
     if isinstance(value, dict):

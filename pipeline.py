@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -75,7 +75,9 @@ class Job:
         self._delivering = threading.Lock()
         self.delivery_errors = 0
 
-    def run_source(self, source: Source, *, show_progress: bool = False) -> SourceSummary:
+    def run_source(
+        self, source: Source, *, show_progress: bool = False
+    ) -> SourceSummary:
         """Collect one source from its cursor to the end, storing as it goes."""
         summary = SourceSummary(source.name)
         started = time.monotonic()
@@ -121,14 +123,24 @@ class Job:
         )
         return summary
 
-    def _collect(self, source: Source, summary: SourceSummary, show_progress: bool) -> None:
+    def _collect(
+        self, source: Source, summary: SourceSummary, show_progress: bool
+    ) -> None:
         collector = build_collector(source, self.config)
         cursor = self.store.get_cursor(source.name)
-        with _Progress(source.name, collector.estimate_total(cursor), show_progress) as progress:
+        with _Progress(
+            source.name, collector.estimate_total(cursor), show_progress
+        ) as progress:
             for batch in collector.collect(cursor):
-                ids = self.store.add_items(batch.items, cursor=(source.name, batch.cursor))
-                new = [(i, item) for i, item in zip(ids, batch.items) if i is not None]
-                for post_id, item in zip(ids, batch.items):
+                ids = self.store.add_items(
+                    batch.items, cursor=(source.name, batch.cursor)
+                )
+                new = [
+                    (i, item)
+                    for i, item in zip(ids, batch.items, strict=True)
+                    if i is not None
+                ]
+                for post_id, item in zip(ids, batch.items, strict=True):
                     if post_id is None:
                         logger.debug(
                             "post already stored source=%s id=%s location=%s",
@@ -171,7 +183,9 @@ class Job:
                         post[0],
                     )
 
-    def _process_batch(self, posts: list[tuple[int, Item]], summary: SourceSummary) -> None:
+    def _process_batch(
+        self, posts: list[tuple[int, Item]], summary: SourceSummary
+    ) -> None:
         post_ids = [post_id for post_id, _ in posts]
         assessments = self.analyzer.analyse([item for _, item in posts])
         alerts = self._compose_alerts(posts, assessments)
@@ -198,9 +212,9 @@ class Job:
         self, posts: list[tuple[int, Item]], assessments: list[Assessment]
     ) -> list[NewAlert]:
         settings = self.config.alerts
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         new_alerts = []
-        for (post_id, item), assessment in zip(posts, assessments):
+        for (post_id, item), assessment in zip(posts, assessments, strict=True):
             decision = rules.decide(item, assessment, settings)
             if decision is None:
                 continue
@@ -257,7 +271,9 @@ class Job:
         sent = failed = 0
         try:
             while not self.stop.is_set():
-                report = deliver_pending(self.store, self.transport, stop=self.stop.is_set)
+                report = deliver_pending(
+                    self.store, self.transport, stop=self.stop.is_set
+                )
                 sent, failed = sent + report.sent, failed + report.failed
                 if report.sent == 0 or report.failed:
                     break
@@ -288,7 +304,8 @@ def make_analyzer(config: Config) -> Analyzer:
         if config.config_path and Path(config.config_path).resolve() != default_file:
             # The hint must train the model this config reads.
             message = message.replace(
-                "python pipeline.py train", f"python pipeline.py train --config {config.config_path}"
+                "python pipeline.py train",
+                f"python pipeline.py train --config {config.config_path}",
             )
         raise click.ClickException(message) from None
     return Analyzer(config.brand, config.thresholds, config.strategy, classifier)
@@ -350,7 +367,9 @@ def open_store(config: Config, *, lock: bool = False) -> Iterator[Store]:
         store.migrate()
     except (ValueError, SQLAlchemyError, OSError, AlembicError) as exc:
         reason = getattr(exc, "orig", None) or exc
-        first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else repr(reason)
+        first_line = (
+            str(reason).strip().splitlines()[0] if str(reason).strip() else repr(reason)
+        )
         raise click.ClickException(
             f"storage.url: cannot open the database {_display_url(config.database_url)}: "
             f"{first_line}"
@@ -407,7 +426,7 @@ def build_scheduler(job: Job, config: Config):
         executors={"default": ThreadPoolExecutor(len(sources) + 1)},
         timezone=config.timezone,
     )
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for source in sources:
         schedule = source.schedule
         # An interval source runs at once on start; a cron source waits for
@@ -416,7 +435,9 @@ def build_scheduler(job: Job, config: Config):
             trigger = CronTrigger.from_crontab(schedule.cron, timezone=config.timezone)
             first_run = trigger.get_next_fire_time(None, now)
         else:
-            trigger = IntervalTrigger(minutes=schedule.interval_minutes, timezone=config.timezone)
+            trigger = IntervalTrigger(
+                minutes=schedule.interval_minutes, timezone=config.timezone
+            )
             first_run = now
         scheduler.add_job(
             _scheduled_run,
@@ -429,8 +450,13 @@ def build_scheduler(job: Job, config: Config):
             max_instances=1,
             misfire_grace_time=MISFIRE_GRACE_SECONDS,
         )
-    scheduler.add_job(_scheduled_deliver, IntervalTrigger(minutes=1), args=(job,),
-                      id="deliver", name="deliver")
+    scheduler.add_job(
+        _scheduled_deliver,
+        IntervalTrigger(minutes=1),
+        args=(job,),
+        id="deliver",
+        name="deliver",
+    )
     return scheduler
 
 
@@ -456,7 +482,9 @@ def _scheduled_deliver(job: Job) -> None:
     except LockHeld:
         return
     except (SQLAlchemyError, OSError) as exc:
-        logger.error("alert delivery run failed, retried in a minute error=%s", _first_line(exc))
+        logger.error(
+            "alert delivery run failed, retried in a minute error=%s", _first_line(exc)
+        )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -510,7 +538,9 @@ def _start(ctx: click.Context) -> Config:
         raise click.ClickException(str(exc)) from None
 
 
-def _remember_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+def _remember_config(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> None:
     if value is not None:
         ctx.meta["fenghuo.config"] = value
 
@@ -555,7 +585,9 @@ def once(ctx: click.Context) -> None:
     config = _start(ctx)
     started = time.monotonic()
     with open_store(config, lock=True) as store:
-        summaries, delivery_errors = run_once(config, store, show_progress=sys.stderr.isatty())
+        summaries, delivery_errors = run_once(
+            config, store, show_progress=sys.stderr.isatty()
+        )
         pending = store.status().pending_alerts
     click.echo(_format_summary(summaries, time.monotonic() - started, config, pending))
     if delivery_errors:
@@ -738,7 +770,9 @@ def train(ctx: click.Context, output: str | None) -> None:
     try:
         model.save(trained.classifier, trained.metadata, path)
     except OSError as exc:
-        raise click.ClickException(f"cannot write the model file {path}: {exc}") from None
+        raise click.ClickException(
+            f"cannot write the model file {path}: {exc}"
+        ) from None
 
     click.echo(_format_training(data, trained.metadata, folds))
     if DEV_LABELS.exists():
@@ -767,9 +801,10 @@ def _format_dev_comparison(config: Config, trained) -> str:
 
     records = read_records(DEV_LABELS)
     lines = [f"development set {DEV_LABELS} ({len(records)} posts):"]
-    lines.append(f"{'':<10} {'macro-F1':>8} {'cg-F1':>6}  " + " ".join(
-        f"{kind:>10}" for kind in KINDS
-    ))
+    lines.append(
+        f"{'':<10} {'macro-F1':>8} {'cg-F1':>6}  "
+        + " ".join(f"{kind:>10}" for kind in KINDS)
+    )
     for name, classifier in (("trained", trained), ("lexicon", None)):
         analyzer = Analyzer(
             config.brand, config.thresholds, config.strategy, classifier=classifier
@@ -785,8 +820,10 @@ def _format_dev_comparison(config: Config, trained) -> str:
 
 
 def _format_summary(summaries, seconds: float, config: Config, pending: int) -> str:
-    lines = [f"{'source':<24} {'status':<8} {'fetched':>8} {'new':>8} {'dup':>7} "
-             f"{'bad':>6} {'alerts':>7} {'seconds':>8}"]
+    lines = [
+        f"{'source':<24} {'status':<8} {'fetched':>8} {'new':>8} {'dup':>7} "
+        f"{'bad':>6} {'alerts':>7} {'seconds':>8}"
+    ]
     kinds: Counter = Counter()
     levels: Counter = Counter()
     for s in summaries:
@@ -803,9 +840,14 @@ def _format_summary(summaries, seconds: float, config: Config, pending: int) -> 
     lines.append("")
     lines.append("kinds:  " + _counts(kinds, KINDS))
     lines.append("levels: " + _counts(levels, LEVELS))
-    where = (f"SMTP {config.alerts.smtp.host}" if config.alerts.smtp
-             else str(config.resolve(config.alerts.outbox)))
-    lines.append(f"alerts: {sum(s.alerts for s in summaries)} new, {pending} pending ({where})")
+    where = (
+        f"SMTP {config.alerts.smtp.host}"
+        if config.alerts.smtp
+        else str(config.resolve(config.alerts.outbox))
+    )
+    lines.append(
+        f"alerts: {sum(s.alerts for s in summaries)} new, {pending} pending ({where})"
+    )
     lines.append(f"{total} new posts in {seconds:.1f}s ({rate:,.0f} posts/s)")
     return "\n".join(lines)
 
@@ -815,7 +857,9 @@ def _counts(counter: Counter, order: tuple[str, ...]) -> str:
 
 
 def _format_status(report, job_running: bool) -> str:
-    lines = [f"{'source':<24} {'last run (UTC)':<20} {'status':<8} {'posts':>9} {'bad':>6}"]
+    lines = [
+        f"{'source':<24} {'last run (UTC)':<20} {'status':<8} {'posts':>9} {'bad':>6}"
+    ]
     for row in report.sources:
         started = _utc(row.last_started_at) or "never"
         last_status = row.last_status or "-"
@@ -836,14 +880,16 @@ def _format_status(report, job_running: bool) -> str:
         if kind in report.levels_by_kind:
             levels = _counts(Counter(report.levels_by_kind[kind]), LEVELS)
             lines.append(f"  {kind + ':':<11} {levels}")
-    lines.append(f"alerts: {report.pending_alerts} pending, {report.failed_alerts} failed")
+    lines.append(
+        f"alerts: {report.pending_alerts} pending, {report.failed_alerts} failed"
+    )
     return "\n".join(lines)
 
 
 def _utc(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 if __name__ == "__main__":

@@ -36,27 +36,67 @@ from items import (
 SUMMARY_CHARS = 36
 BODY_TEXT_CHARS = 5000
 _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_STRATEGY_NAMES_ZH = {"customer_first": "客户至上", "balanced": "平等关系", "assertive": "强势理性"}
-_VERIFIED_ZH = {"personal": "个人认证", "media": "媒体认证", "government": "政府认证",
-                "enterprise": "企业认证"}
+_STRATEGY_NAMES_ZH = {
+    "customer_first": "客户至上",
+    "balanced": "平等关系",
+    "assertive": "强势理性",
+}
+_VERIFIED_ZH = {
+    "personal": "个人认证",
+    "media": "媒体认证",
+    "government": "政府认证",
+    "enterprise": "企业认证",
+}
 # Cue names are "kind" or "kind:code"; mail shows both parts in Chinese.
 _CUE_KINDS_ZH = {
-    "channel": "渠道", "demand": "诉求", "threat": "扬言", "organising": "组织维权",
-    "safety": "安全", "sarcasm": "反讽", "resolved": "已解决", "question": "提问",
-    "statement": "声明", "bystander": "旁观", "spam": "广告", "author": "作者",
-    "competitor_only": "仅涉及竞品", "no_brand": "未提及品牌", "positive": "正面",
-    "negative": "负面", "mild_negative": "轻微负面", "fault": "过失",
+    "channel": "渠道",
+    "demand": "诉求",
+    "threat": "扬言",
+    "organising": "组织维权",
+    "safety": "安全",
+    "sarcasm": "反讽",
+    "resolved": "已解决",
+    "question": "提问",
+    "statement": "声明",
+    "bystander": "旁观",
+    "spam": "广告",
+    "author": "作者",
+    "competitor_only": "仅涉及竞品",
+    "no_brand": "未提及品牌",
+    "positive": "正面",
+    "negative": "负面",
+    "mild_negative": "轻微负面",
+    "fault": "过失",
 }
 _CUE_CODES_ZH = {
-    "company": "企业客服/门店", "brand_social": "@官方账号", "12315": "12315",
-    "consumer_association": "消费者协会", "market_regulator": "市场监管局",
-    "dpac": "缺陷产品管理中心", "12345": "12345热线", "12365auto": "车质网",
-    "heimao": "黑猫投诉", "media": "媒体", "lawyer": "律师函", "court": "法院",
-    "police": "报警", "offline_protest": "线下维权", "return_car": "退车",
-    "exchange_car": "换车", "refund": "退款", "repair": "维修", "replace_part": "换件",
-    "compensation": "赔偿", "recall": "召回", "apology": "道歉", "explanation": "说明",
-    "honor_promise": "兑现承诺", "investigation": "调查", "restore_feature": "恢复功能",
-    "extended_warranty": "延保", "implied": "默认",
+    "company": "企业客服/门店",
+    "brand_social": "@官方账号",
+    "12315": "12315",
+    "consumer_association": "消费者协会",
+    "market_regulator": "市场监管局",
+    "dpac": "缺陷产品管理中心",
+    "12345": "12345热线",
+    "12365auto": "车质网",
+    "heimao": "黑猫投诉",
+    "media": "媒体",
+    "lawyer": "律师函",
+    "court": "法院",
+    "police": "报警",
+    "offline_protest": "线下维权",
+    "return_car": "退车",
+    "exchange_car": "换车",
+    "refund": "退款",
+    "repair": "维修",
+    "replace_part": "换件",
+    "compensation": "赔偿",
+    "recall": "召回",
+    "apology": "道歉",
+    "explanation": "说明",
+    "honor_promise": "兑现承诺",
+    "investigation": "调查",
+    "restore_feature": "恢复功能",
+    "extended_warranty": "延保",
+    "implied": "默认",
 }
 
 
@@ -94,7 +134,9 @@ def compose(
     message["X-Fenghuo-Level"] = decision.level
     message["X-Fenghuo-Post"] = str(post_id)
 
-    context = _Context(decision, item, assessment, post_id, review_url.rstrip("/"), zone, now)
+    context = _Context(
+        decision, item, assessment, post_id, review_url.rstrip("/"), zone, now
+    )
     message.set_content(context.plain(), charset="utf-8")
     message.add_alternative(context.html(), subtype="html", charset="utf-8")
     return Composed(subject=subject, message_id=message_id, message=message.as_string())
@@ -113,7 +155,9 @@ def _subject(decision: AlertDecision, item: Item, assessment: Assessment) -> str
     if decision.kind == "grievance" and decision.high_risk:
         kind += "·高风险"
     models = "/".join(assessment.relevance.models[:2])
-    summary = header_safe(item.title or assessment.normalized.text or item.text, SUMMARY_CHARS)
+    summary = header_safe(
+        item.title or assessment.normalized.text or item.text, SUMMARY_CHARS
+    )
     parts = [f"[烽火·{level}] {kind}"]
     if models:
         parts.append(models)
@@ -138,7 +182,9 @@ def _address(value: str) -> Address:
 class _Context:
     """The values shown in both bodies, formatted once."""
 
-    def __init__(self, decision, item, assessment, post_id, review_url, zone, now) -> None:
+    def __init__(
+        self, decision, item, assessment, post_id, review_url, zone, now
+    ) -> None:
         self.now = now
         self.decision = decision
         self.item = item
@@ -168,7 +214,10 @@ class _Context:
     def factor_lines(self) -> list[str]:
         lines = []
         for factor in self.grading.factors:
-            evidence = "；".join(_chinese_punctuation(e) for e in factor.evidence) or "无明显证据"
+            evidence = (
+                "；".join(_chinese_punctuation(e) for e in factor.evidence)
+                or "无明显证据"
+            )
             lines.append(f"{FACTOR_NAMES_ZH[factor.name]} {factor.score}/3：{evidence}")
         return lines
 
@@ -203,7 +252,13 @@ class _Context:
         reason = _chinese_punctuation(self.grading.reason)
         lines = ["各位好，", "", self.lead(), "", f"原因：{reason}", "", "四个因子："]
         lines += [f"- {line}" for line in self.factor_lines()]
-        lines += ["", f"原帖（{self.author_line()}）", self.engagement_line(), "", self.post_text()]
+        lines += [
+            "",
+            f"原帖（{self.author_line()}）",
+            self.engagement_line(),
+            "",
+            self.post_text(),
+        ]
         if self.item.url:
             lines += ["", f"原帖链接：{self.item.url}"]
         lines += [
@@ -274,7 +329,9 @@ def write_eml(message: str, outbox: Path, name: str) -> Path:
     return target
 
 
-def send_smtp(message: str, recipients: list[str], settings: Smtp, password: str | None) -> None:
+def send_smtp(
+    message: str, recipients: list[str], settings: Smtp, password: str | None
+) -> None:
     """Send one message through the configured SMTP server.
 
     The envelope sender is the login user when there is one, so that providers
@@ -285,10 +342,15 @@ def send_smtp(message: str, recipients: list[str], settings: Smtp, password: str
     context = ssl.create_default_context()
     if settings.security == "tls":
         client = smtplib.SMTP_SSL(
-            settings.host, settings.port, timeout=settings.timeout_seconds, context=context
+            settings.host,
+            settings.port,
+            timeout=settings.timeout_seconds,
+            context=context,
         )
     else:
-        client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_seconds)
+        client = smtplib.SMTP(
+            settings.host, settings.port, timeout=settings.timeout_seconds
+        )
     with client:
         if settings.security == "starttls":
             client.starttls(context=context)

@@ -92,14 +92,25 @@ def deliver_pending(
                 exc,
             )
             store.record_delivery(
-                alert.id, channel=transport.channel, target=transport.target, ok=False,
+                alert.id,
+                channel=transport.channel,
+                target=transport.target,
+                ok=False,
                 detail=str(exc)[:500],
             )
             continue
         store.record_delivery(
-            alert.id, channel=transport.channel, target=transport.target, ok=True, detail=detail
+            alert.id,
+            channel=transport.channel,
+            target=transport.target,
+            ok=True,
+            detail=detail,
         )
         report.sent += 1
-        logger.info("alert delivered alert=%s level=%s channel=%s", alert.id, alert.level,
-                    transport.channel)
+        logger.info(
+            "alert delivered alert=%s level=%s channel=%s",
+            alert.id,
+            alert.level,
+            transport.channel,
+        )
     return report

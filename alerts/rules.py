@@ -27,7 +27,9 @@ class AlertDecision:
     recipients: tuple[str, ...]
 
 
-def decide(item: Item, assessment: Assessment, settings: Alerts) -> AlertDecision | None:
+def decide(
+    item: Item, assessment: Assessment, settings: Alerts
+) -> AlertDecision | None:
     """Return the alert that a graded post calls for, or None.
 
     A post alerts when it is about the brand, is a grievance or a complaint,
@@ -38,7 +40,11 @@ def decide(item: Item, assessment: Assessment, settings: Alerts) -> AlertDecisio
     """
     grading = assessment.grading
     kind = assessment.classification.kind
-    if grading is None or kind not in ALERTED_KINDS or not assessment.relevance.relevant:
+    if (
+        grading is None
+        or kind not in ALERTED_KINDS
+        or not assessment.relevance.relevant
+    ):
         return None
     risky_grievance = kind == "grievance" and grading.high_risk
     if grading.level not in settings.alert_levels and not risky_grievance:

@@ -29,18 +29,18 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import jieba  # noqa: E402
+import jieba
 
-import config  # noqa: E402
-from items import Item  # noqa: E402
-from nlp import Analyzer  # noqa: E402
-from nlp.segment import Segmenter  # noqa: E402
+import config
+from items import Item
+from nlp import Analyzer
+from nlp.segment import Segmenter
 
 SHARED_DATA = Path(os.environ.get("FENGHUO_SHARED", ROOT.parent / "shared")) / "data"
 CAR_REVIEWS = SHARED_DATA / "ccf_bdci2018_car_reviews" / "car_reviews.jsonl"
@@ -70,7 +70,7 @@ def pin_to_one_cpu() -> int:
 
 
 def make_items(texts: Sequence[str]) -> list[Item]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return [
         Item(
             source="bench",
@@ -138,8 +138,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("nlp stage, trained classifier", in_batches(trained, items)),
     ]
     characters = sum(len(t) for t in texts)
-    print(f"{len(texts)} posts from {path}, {characters / len(texts):.0f} characters "
-          f"on average, CPU {cpu}, median of {args.repeat}")
+    print(
+        f"{len(texts)} posts from {path}, {characters / len(texts):.0f} characters "
+        f"on average, CPU {cpu}, median of {args.repeat}"
+    )
     baseline = None
     for name, run in rows:
         rate = posts_per_second(run, len(texts), args.repeat)

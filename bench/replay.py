@@ -40,14 +40,19 @@ CORPORA = (
 def source_records(relevant: bool) -> list[dict]:
     demo = [
         json.loads(line)
-        for line in (ROOT / "demo" / "posts.jsonl").read_text(encoding="utf-8").splitlines()
+        for line in (ROOT / "demo" / "posts.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
         if line.strip()
     ]
     records = list(demo)
     for relative, platform in CORPORA:
         path = SHARED_DATA / relative
         if not path.is_file():
-            print(f"note: {path} not found, building from the demo posts only", file=sys.stderr)
+            print(
+                f"note: {path} not found, building from the demo posts only",
+                file=sys.stderr,
+            )
             continue
         for line in path.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
@@ -56,7 +61,12 @@ def source_records(relevant: bool) -> list[dict]:
                     "source": platform,
                     "text": ("启程QC7 " if relevant else "") + record["text"],
                     "created_at": record.get("created_at"),
-                    "author": {"name": None, "followers": 0, "verified": "none", "role": None},
+                    "author": {
+                        "name": None,
+                        "followers": 0,
+                        "verified": "none",
+                        "role": None,
+                    },
                     "engagement": {"likes": 0, "reposts": 0, "comments": 0},
                 }
             )
@@ -86,9 +96,13 @@ def write_config(folder: Path, posts: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--posts", type=int, default=100_000, help="number of posts to replay")
     parser.add_argument(
-        "--relevant", action="store_true", help="make every corpus post mention the brand"
+        "--posts", type=int, default=100_000, help="number of posts to replay"
+    )
+    parser.add_argument(
+        "--relevant",
+        action="store_true",
+        help="make every corpus post mention the brand",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
@@ -98,7 +112,13 @@ def main() -> None:
     size = build_input(posts, args.posts, args.relevant)
     config = write_config(folder, posts)
 
-    command = [sys.executable, str(ROOT / "pipeline.py"), "--config", str(config), "once"]
+    command = [
+        sys.executable,
+        str(ROOT / "pipeline.py"),
+        "--config",
+        str(config),
+        "once",
+    ]
     if shutil.which("taskset"):
         command = ["taskset", "-c", "0", *command]
     started = time.perf_counter()
@@ -108,7 +128,9 @@ def main() -> None:
 
     if result.returncode != 0:
         print(result.stdout, result.stderr, sep="\n", file=sys.stderr)
-        raise SystemExit(f"pipeline.py once failed with exit status {result.returncode}")
+        raise SystemExit(
+            f"pipeline.py once failed with exit status {result.returncode}"
+        )
     alerts = len(list((folder / "outbox").glob("*.eml")))
     print(result.stdout)
     print(f"posts:        {args.posts:,} ({size / 1e6:.1f} MB of JSONL)")

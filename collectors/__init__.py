@@ -22,6 +22,9 @@ def build_collector(source: Source, config: Config) -> Collector:
     """Create the collector for one configured source."""
     if source.kind == "replay":
         return ReplayCollector(
-            source, config.resolve(source.path), config.timezone, config.storage.batch_size
+            source,
+            config.resolve(source.path),
+            config.timezone,
+            config.storage.batch_size,
         )
     raise ValueError(f"unknown source kind {source.kind!r}")

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -90,8 +90,16 @@ def clean_raw(value: Any) -> Any:
 
 
 _COUNT = re.compile(r"^\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*([万wWkK千亿]?)\+?\s*$")
-_COUNT_SCALE = {"": 1, "万": 10_000, "w": 10_000, "W": 10_000, "k": 1_000, "K": 1_000,
-                "千": 1_000, "亿": 100_000_000}
+_COUNT_SCALE = {
+    "": 1,
+    "万": 10_000,
+    "w": 10_000,
+    "W": 10_000,
+    "k": 1_000,
+    "K": 1_000,
+    "千": 1_000,
+    "亿": 100_000_000,
+}
 
 
 # Larger counts are clamped: no account has ten billion followers, and a
@@ -138,7 +146,9 @@ EARLIEST_YEAR = 2000
 MAX_FUTURE = timedelta(days=1)
 
 
-def parse_time(value: Any, zone: ZoneInfo, now: datetime | None = None) -> datetime | None:
+def parse_time(
+    value: Any, zone: ZoneInfo, now: datetime | None = None
+) -> datetime | None:
     """Read a timestamp as a source writes it; None when it cannot be read.
 
     Naive times are taken to be in ``zone``. Numbers are Unix seconds (or
@@ -149,7 +159,7 @@ def parse_time(value: Any, zone: ZoneInfo, now: datetime | None = None) -> datet
     parsed = _parse_time(value, zone)
     if parsed is None:
         return None
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if parsed.year < EARLIEST_YEAR or parsed > now + MAX_FUTURE:
         return None
     return parsed
@@ -161,7 +171,7 @@ def _parse_time(value: Any, zone: ZoneInfo) -> datetime | None:
     if isinstance(value, (int, float)):
         seconds = value / 1000 if value > 10**11 else value
         try:
-            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+            return datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
     text = str(value).strip()[:64]
@@ -180,7 +190,7 @@ def _parse_time(value: Any, zone: ZoneInfo) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     try:
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
     except OverflowError:
         return None
 

@@ -9,13 +9,13 @@ of records already consumed, so an appended file resumes where it stopped.
 from __future__ import annotations
 
 import csv
-import sys
 import hashlib
 import json
-import re
 import logging
+import re
+import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -61,7 +61,11 @@ class ReplayCollector:
     """Read a JSONL or CSV file through a field mapping."""
 
     def __init__(
-        self, source: Source, path: Path, default_timezone: str, batch_size: int = BATCH_SIZE
+        self,
+        source: Source,
+        path: Path,
+        default_timezone: str,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         self.name = source.name
         self.source = source
@@ -73,7 +77,10 @@ class ReplayCollector:
     def estimate_total(self, cursor: str | None) -> int | None:
         try:
             with self.path.open("rb") as handle:
-                lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+                lines = sum(
+                    chunk.count(b"\n")
+                    for chunk in iter(lambda: handle.read(1 << 20), b"")
+                )
         except OSError:
             return None
         if self.format == "csv":
@@ -84,9 +91,13 @@ class ReplayCollector:
 
     def collect(self, cursor: str | None) -> Iterator[Batch]:
         if self.path.is_dir():
-            raise CollectorError(f"source {self.name}: replay path is a folder: {self.path}")
+            raise CollectorError(
+                f"source {self.name}: replay path is a folder: {self.path}"
+            )
         if not self.path.is_file():
-            raise CollectorError(f"source {self.name}: replay file not found: {self.path}")
+            raise CollectorError(
+                f"source {self.name}: replay file not found: {self.path}"
+            )
         identity = _file_identity(self.path)
         done = _records_done(cursor)
         if done and _cursor_identity(cursor) not in (None, identity):
@@ -103,7 +114,7 @@ class ReplayCollector:
         position = 0
         items: list[Item] = []
         rejected: list[Rejected] = []
-        collected_at = datetime.now(timezone.utc)
+        collected_at = datetime.now(UTC)
         for position, (location, record) in enumerate(records, start=1):
             if position <= done:
                 continue
@@ -118,13 +129,16 @@ class ReplayCollector:
                 items.append(self._to_item(record, location, collected_at))
             except RecordError as exc:
                 logger.warning(
-                    "record rejected source=%s location=%s reason=%s", self.name, location, exc
+                    "record rejected source=%s location=%s reason=%s",
+                    self.name,
+                    location,
+                    exc,
                 )
                 rejected.append(Rejected(location, str(exc)))
             if len(items) + len(rejected) >= self.batch_size:
                 yield Batch(items, _cursor(position, self._identity), rejected)
                 items, rejected = [], []
-                collected_at = datetime.now(timezone.utc)
+                collected_at = datetime.now(UTC)
         if position < done:
             logger.warning(
                 "replay file shorter than cursor, reading from the start "
@@ -144,7 +158,9 @@ class ReplayCollector:
         try:
             handle = self.path.open("rb")
         except OSError as exc:
-            raise CollectorError(f"source {self.name}: cannot open {self.path}: {exc}") from None
+            raise CollectorError(
+                f"source {self.name}: cannot open {self.path}: {exc}"
+            ) from None
         with handle:
             if self.format == "jsonl":
                 yield from self._jsonl_records(handle, skip)
@@ -166,9 +182,14 @@ class ReplayCollector:
                 yield location, _SKIPPED
                 continue
             if len(line) > MAX_RECORD_BYTES:
-                yield location, RecordError(f"record larger than {MAX_RECORD_BYTES} bytes")
+                yield (
+                    location,
+                    RecordError(f"record larger than {MAX_RECORD_BYTES} bytes"),
+                )
                 continue
-            if not line.endswith(b"\n") and not _is_complete_json(line, self.source.encoding):
+            if not line.endswith(b"\n") and not _is_complete_json(
+                line, self.source.encoding
+            ):
                 # A last line without its newline may still be being written,
                 # perhaps cut inside a character: leave it, uncounted, for the
                 # next run.
@@ -181,12 +202,17 @@ class ReplayCollector:
             try:
                 # NaN and Infinity are not JSON, and PostgreSQL rejects them in a
                 # JSON column; Python's reader accepts them, so they become null.
-                record = json.loads(self._decode(line, location), parse_constant=_no_constant)
+                record = json.loads(
+                    self._decode(line, location), parse_constant=_no_constant
+                )
             except RecordError as exc:
                 yield location, exc
                 continue
             except json.JSONDecodeError as exc:
-                yield location, RecordError(f"invalid JSON: {exc.msg} (column {exc.colno})")
+                yield (
+                    location,
+                    RecordError(f"invalid JSON: {exc.msg} (column {exc.colno})"),
+                )
                 continue
             except (RecursionError, ValueError) as exc:
                 # Nesting too deep for the parser, or an integer of thousands
@@ -194,11 +220,16 @@ class ReplayCollector:
                 yield location, RecordError(f"invalid JSON: {type(exc).__name__}")
                 continue
             if not isinstance(record, dict):
-                yield location, RecordError(f"expected a JSON object, got {type(record).__name__}")
+                yield (
+                    location,
+                    RecordError(f"expected a JSON object, got {type(record).__name__}"),
+                )
                 continue
             yield location, record
 
-    def _csv_records(self, handle) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
+    def _csv_records(
+        self, handle
+    ) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
         undecodable: dict[int, str] = {}
         reader = csv.reader(self._csv_lines(handle, undecodable))
         try:
@@ -221,7 +252,11 @@ class ReplayCollector:
                 error = None
             first_line, last_line = last_line + 1, reader.line_num
             location = f"{self.path.name}:{first_line}"
-            bad = [undecodable.pop(n) for n in range(first_line, last_line + 1) if n in undecodable]
+            bad = [
+                undecodable.pop(n)
+                for n in range(first_line, last_line + 1)
+                if n in undecodable
+            ]
             if error is None and bad:
                 error = RecordError(bad[0])
             if error is None and row and len(row) != len(header):
@@ -229,7 +264,7 @@ class ReplayCollector:
             if error is not None:
                 yield location, error
             elif row:
-                yield location, dict(zip(header, row))
+                yield location, dict(zip(header, row, strict=True))
 
     def _csv_lines(self, handle, undecodable: dict[int, str]) -> Iterator[str]:
         # csv.reader cannot skip a line it failed to read, so an undecodable
@@ -257,16 +292,24 @@ class ReplayCollector:
             raise RecordError(f"invalid {self.source.encoding} text") from None
         if not any("\u4e00" <= ch <= "\u9fff" for ch in text):
             raise RecordError(f"invalid {self.source.encoding} text")
-        logger.warning("record decoded as GB18030 source=%s location=%s", self.name, location)
+        logger.warning(
+            "record decoded as GB18030 source=%s location=%s", self.name, location
+        )
         return text
 
-    def _to_item(self, record: dict[str, Any], location: str, collected_at: datetime) -> Item:
+    def _to_item(
+        self, record: dict[str, Any], location: str, collected_at: datetime
+    ) -> Item:
         fields = self.source.fields
-        get = lambda name: _lookup(record, fields.get(name, name))  # noqa: E731
+
+        def get(name: str) -> Any:
+            return _lookup(record, fields.get(name, name))
 
         text = get("text")
         if not isinstance(text, str):
-            raise RecordError("missing text" if text is None else "text is not a string")
+            raise RecordError(
+                "missing text" if text is None else "text is not a string"
+            )
         text = clean_text(text).strip()
         if not text:
             raise RecordError("empty text")
@@ -297,7 +340,9 @@ class ReplayCollector:
             author=Author(
                 name=_text_or(get("author_name"), None),
                 id=_text_or(get("author_id"), None),
-                followers=parse_count(get("followers")) if get("followers") is not None else None,
+                followers=parse_count(get("followers"))
+                if get("followers") is not None
+                else None,
                 verified=_verified(get("verified")),
                 role=_text_or(get("role"), None),
             ),
@@ -334,7 +379,9 @@ def _external_id(value: Any, mapped: bool, text: str) -> str:
     if _SURROGATE.search(raw_id):
         # Lone surrogates cannot be stored as UTF-8, and replacing them would
         # make two such ids equal: hash their code points instead.
-        return "sha1:" + hashlib.sha1(raw_id.encode("utf-8", "surrogatepass")).hexdigest()
+        return (
+            "sha1:" + hashlib.sha1(raw_id.encode("utf-8", "surrogatepass")).hexdigest()
+        )
     external_id = clean_text(raw_id).strip()
     if not external_id:
         raise RecordError("missing id")

@@ -217,7 +217,7 @@ def _phrase_length(source: str) -> int:
 class Scan:
     """One text with lazily computed hits per table and its clause boundaries."""
 
-    __slots__ = ("text", "lowered", "ascii_runs", "_hits", "_ends", "_starts")
+    __slots__ = ("_ends", "_hits", "_starts", "ascii_runs", "lowered", "text")
 
     def __init__(self, text: str):
         self.text = text

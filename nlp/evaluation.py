@@ -31,7 +31,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ import config
 from items import KINDS, Assessment, Author, Engagement, Item
 
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
-_EPOCH = datetime(2026, 3, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 class RecordError(ValueError):
@@ -88,7 +88,9 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
         try:
             lines = list(handle)
         except UnicodeDecodeError as exc:
-            raise RecordError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            raise RecordError(
+                f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -214,7 +216,7 @@ def _parse_time(value: Any, name: str) -> datetime | None:
         parsed = datetime.fromisoformat(str(value))
     except ValueError:
         raise RecordError(f"record {name}: invalid created_at {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _labels(record: Mapping[str, Any], index: int) -> Mapping[str, Any]:
@@ -649,7 +651,7 @@ def _rank(pair: tuple[str, str], order: Mapping[str, int]) -> tuple:
 def _class_scores(truths, scored, classes) -> dict[str, ClassScores]:
     per_class = {}
     for name in classes:
-        hits = sum(t == name and s == name for t, s in zip(truths, scored))
+        hits = sum(t == name and s == name for t, s in zip(truths, scored, strict=True))
         predicted = sum(s == name for s in scored)
         support = sum(t == name for t in truths)
         precision = _ratio(hits, predicted) or 0.0
@@ -682,7 +684,8 @@ def _flagged_f1(truths, predicted, label_set: str) -> float | None:
     if label_set != "complaint":
         return None
     hits = sum(
-        t == "complaint" and p in _FLAGGED_KINDS for t, p in zip(truths, predicted)
+        t == "complaint" and p in _FLAGGED_KINDS
+        for t, p in zip(truths, predicted, strict=True)
     )
     guessed = sum(p in _FLAGGED_KINDS for p in predicted)
     actual = sum(t == "complaint" for t in truths)

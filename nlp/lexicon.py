@@ -512,7 +512,7 @@ POLARITY: dict[str, tuple[str, ...]] = {
         值回票价 赞赏 表扬 辛苦了 夸一下 夸夸 必须夸 宝藏 太香 可以可以 稳稳的 稳定
         零故障 没坏过 送了 还送 赠送 免费 主动联系 上门 yyds 绝绝子
         (?:没|没有|无|零)(?:出过|过|什么|任何)?(?:问题|毛病|故障|异响)
-        pleasantly\ssurprised no\sissues zero\sissues flawless solid enjoy\w*
+        \bpleasantly\ssurprised\b \bno\sissues\b \bzero\sissues\b \bflawless\b \bsolid\b \benjoy\w*
         \[(?:赞|心|抱抱|得意|哈哈|爱你|good|鼓掌|太开心|耶|笑哈哈|给力|棒棒哒)\]
         \blove\w*\b \bgreat\b \bawesome\b \bamazing\b \bexcellent\b \bperfect\b
         \bimpress\w* \bhappy\b \bsatisfied\b \bsmooth\b \bquiet\b \bcomfortable\b

@@ -240,9 +240,7 @@ def _read_metadata(path: Path) -> dict[str, Any]:
     return {**envelope["metadata"], "_payload": envelope["payload"]}
 
 
-def _check_metadata(
-    path: Path, metadata: dict[str, Any], dictionary_hash: str
-) -> None:
+def _check_metadata(path: Path, metadata: dict[str, Any], dictionary_hash: str) -> None:
     missing = [key for key in REQUIRED_METADATA if not metadata.get(key)]
     if missing:
         raise ModelError(

@@ -30,7 +30,9 @@ _IMG_WITH_ALT = re.compile(
     r"<img\b[^<>]{0,500}?\balt\s*=\s*([\"'])([^\"'<>]{0,40})\1[^<>]{0,500}>",
     re.IGNORECASE,
 )
-_BLOCK_TAG = re.compile(r"</?(?:br|p|div|li|tr|td|h[1-6]|blockquote)\b[^>]*>", re.I)
+_BLOCK_TAG = re.compile(
+    r"</?(?:br|p|div|li|tr|td|h[1-6]|blockquote)\b[^>]*>", re.IGNORECASE
+)
 _ANY_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
 
 _LINK = re.compile(
@@ -110,7 +112,7 @@ _TRADITIONAL_CHARS = re.compile("[" + "".join(map(chr, _TRADITIONAL_TABLE)) + "]
 # longer, and the amount patterns would otherwise try every start position of
 # a long run, which is quadratic in its length.
 MAX_DIGIT_RUN = 20
-_LONG_DIGITS = re.compile(r"\d{%d,}" % (MAX_DIGIT_RUN + 1))
+_LONG_DIGITS = re.compile(rf"\d{{{MAX_DIGIT_RUN + 1},}}")
 
 
 def normalize(text: str) -> NormalizedText:

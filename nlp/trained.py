@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ def canary_item(platform: str, text: str) -> Item:
         platform=platform,
         external_id="canary",
         text=text,
-        collected_at=datetime(2026, 3, 1, tzinfo=timezone.utc),
+        collected_at=datetime(2026, 3, 1, tzinfo=UTC),
     )
 
 
@@ -152,7 +152,9 @@ class TrainedClassifier:
             )
         results: list[Classification] = []
         rows, positions = [], []
-        for index, (n, r, item) in enumerate(zip(normalized, relevance, items)):
+        for index, (n, r, item) in enumerate(
+            zip(normalized, relevance, items, strict=True)
+        ):
             lexicon_result = self.lexicon.classify(n, r, item)
             results.append(lexicon_result)
             if lexicon_result.kind != "irrelevant":

@@ -20,7 +20,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +155,7 @@ def train(
         **model.library_versions(),
         "dictionary_hash": segmenter.dictionary_hash,
         "labels": [str(label) for label in classifier.classes_],
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_hash": data.data_hash,
         "training_counts": dict(sorted(counts.items())),
     }

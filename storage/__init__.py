@@ -13,6 +13,7 @@ failures. A method that raises has written nothing.
 """
 
 from .engine import alembic_config, create_store_engine
+from .lock import LockHeld
 from .records import (
     AlertRecord,
     NewAlert,
@@ -20,18 +21,17 @@ from .records import (
     SourceStatus,
     StatusReport,
 )
-from .lock import LockHeld
 from .store import DELIVERY_CHANNELS, Store
 
 __all__ = [
     "DELIVERY_CHANNELS",
-    "LockHeld",
     "AlertRecord",
+    "LockHeld",
     "NewAlert",
     "PostRecord",
     "SourceStatus",
-    "Store",
     "StatusReport",
+    "Store",
     "alembic_config",
     "create_store_engine",
 ]

@@ -10,12 +10,11 @@ life of the job, released when that connection closes.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import logging
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
@@ -107,7 +106,9 @@ class _AdvisoryLock(HeldLock):
         held = 0
         if self.connection is not None:
             try:
-                held = self.connection.execute(_HELD, {"key": ADVISORY_KEY}).scalar_one()
+                held = self.connection.execute(
+                    _HELD, {"key": ADVISORY_KEY}
+                ).scalar_one()
                 self.connection.commit()
             except DBAPIError:
                 held = 0
@@ -121,7 +122,9 @@ class _AdvisoryLock(HeldLock):
         if self.connection is None:
             return
         try:
-            self.connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+            self.connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY}
+            )
             self.connection.commit()
         except DBAPIError:
             pass

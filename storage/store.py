@@ -237,12 +237,16 @@ class Store:
         with self._write() as connection:
             if value is None:
                 connection.execute(
-                    collector_cursors.delete().where(collector_cursors.c.source == source)
+                    collector_cursors.delete().where(
+                        collector_cursors.c.source == source
+                    )
                 )
             else:
                 self._set_cursor(connection, source, value)
 
-    def unassessed_posts(self, limit: int = 500, after: int = 0) -> list[tuple[int, Item]]:
+    def unassessed_posts(
+        self, limit: int = 500, after: int = 0
+    ) -> list[tuple[int, Item]]:
         """Return stored posts with ids above ``after`` that have no
         classification yet, oldest first.
 
@@ -326,7 +330,9 @@ class Store:
         statement = insert(classifications).returning(
             classifications.c.id, sort_by_parameter_order=True
         )
-        classification_ids = connection.execute(statement, classification_rows).scalars()
+        classification_ids = connection.execute(
+            statement, classification_rows
+        ).scalars()
         grading_rows = [
             rows.grading_row(post_id, classification_id, assessment.grading, now)
             for post_id, classification_id, assessment in zip(

@@ -353,30 +353,66 @@ def test_hostile_csv_keeps_good_rows(tmp_path, database_url, caplog):
             "storage.batch_size: expected a whole number, got str 'many'",
         ),
         (lambda d: d["brand"].update(models="QC5"), "brand.models: expected a list"),
-        (lambda d: d["sources"][0].update(schedule={"cron": "every day"}),
-         "sources[0].schedule.cron: invalid cron line"),
-        (lambda d: d["sources"][0].update(schedule={"interval_minutes": 5, "cron": "* * * * *"}),
-         "sources[0].schedule: expected exactly one of interval_minutes or cron"),
-        (lambda d: d["sources"].append(dict(d["sources"][0])),
-         "sources[1].name: duplicate source name 'demo'"),
-        (lambda d: d["sources"][0].update(encoding="klingon"),
-         "sources[0].encoding: unknown encoding"),
+        (
+            lambda d: d["sources"][0].update(schedule={"cron": "every day"}),
+            "sources[0].schedule.cron: invalid cron line",
+        ),
+        (
+            lambda d: d["sources"][0].update(
+                schedule={"interval_minutes": 5, "cron": "* * * * *"}
+            ),
+            "sources[0].schedule: expected exactly one of interval_minutes or cron",
+        ),
+        (
+            lambda d: d["sources"].append(dict(d["sources"][0])),
+            "sources[1].name: duplicate source name 'demo'",
+        ),
+        (
+            lambda d: d["sources"][0].update(encoding="klingon"),
+            "sources[0].encoding: unknown encoding",
+        ),
         (lambda d: d.update(sources=[]), "sources: expected at least one source"),
-        (lambda d: d["storage"].update(url="foo://bar"), "storage.url: unsupported database URL"),
-        (lambda d: d["storage"].update(batch_size=0), "storage.batch_size: expected a positive"),
+        (
+            lambda d: d["storage"].update(url="foo://bar"),
+            "storage.url: unsupported database URL",
+        ),
+        (
+            lambda d: d["storage"].update(batch_size=0),
+            "storage.batch_size: expected a positive",
+        ),
         (lambda d: d["alerts"].pop("routing"), "alerts.routing.medium: missing"),
-        (lambda d: d["sources"][0].update(schedule={"interval_minutes": float("nan")}),
-         "sources[0].schedule.interval_minutes: expected a finite number"),
-        (lambda d: d["sources"][0].update(schedule={"interval_minutes": 1e12}),
-         "sources[0].schedule.interval_minutes: expected a positive number of at most"),
-        (lambda d: d["sources"][0].update(encoding="utf-16"),
-         "sources[0].encoding: 'utf-16' is not supported"),
-        (lambda d: d.update(strategies={"balanced": {
-            "critical_sum": 9, "medium_sum": 5,
-            "response_hours": {"critical": -5, "medium": 24, "normal": 48}}}),
-         "strategies.balanced.response_hours.critical: expected a positive number"),
-        (lambda d: d["alerts"]["departments"]["pr"].update(recipients=["公关@例子.cn"]),
-         "alerts.departments.pr.recipients: invalid email address"),
+        (
+            lambda d: d["sources"][0].update(
+                schedule={"interval_minutes": float("nan")}
+            ),
+            "sources[0].schedule.interval_minutes: expected a finite number",
+        ),
+        (
+            lambda d: d["sources"][0].update(schedule={"interval_minutes": 1e12}),
+            "sources[0].schedule.interval_minutes: expected a positive number of at most",
+        ),
+        (
+            lambda d: d["sources"][0].update(encoding="utf-16"),
+            "sources[0].encoding: 'utf-16' is not supported",
+        ),
+        (
+            lambda d: d.update(
+                strategies={
+                    "balanced": {
+                        "critical_sum": 9,
+                        "medium_sum": 5,
+                        "response_hours": {"critical": -5, "medium": 24, "normal": 48},
+                    }
+                }
+            ),
+            "strategies.balanced.response_hours.critical: expected a positive number",
+        ),
+        (
+            lambda d: d["alerts"]["departments"]["pr"].update(
+                recipients=["公关@例子.cn"]
+            ),
+            "alerts.departments.pr.recipients: invalid email address",
+        ),
     ],
 )
 def test_bad_config_names_key(tmp_path, change, expected):
@@ -429,9 +465,13 @@ def test_readme_names_every_command():
 
 def test_options_after_command_name(tmp_path):
     posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
-    config_path = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", [demo_source(posts)])
+    config_path = write_config(
+        tmp_path, f"sqlite:///{tmp_path / 'x.db'}", [demo_source(posts)]
+    )
 
-    result = CliRunner().invoke(pipeline.cli, ["once", "--config", str(config_path), "-v"])
+    result = CliRunner().invoke(
+        pipeline.cli, ["once", "--config", str(config_path), "-v"]
+    )
 
     assert result.exit_code == 0, result.output
     assert "4 new posts" in result.output
@@ -439,13 +479,26 @@ def test_options_after_command_name(tmp_path):
 
 def test_broken_times_and_counts_do_not_block(tmp_path, database_url):
     records = [
-        {"id": "far-future", "text": "启程QC7车机又黑屏了,4S店说等OTA,真烦",
-         "created_at": "9999-12-31 23:00:00"},
-        {"id": "year-one", "text": "QC5刹车失灵,已报警并向12315投诉要求召回",
-         "created_at": "0001-01-01T00:00:00+08:00"},
-        {"id": "epoch", "text": "QC9交付延期三个月,已在APP投诉要求赔偿", "created_at": 0},
-        {"id": "huge", "text": "QC7异响,已向车质网投诉要求维修",
-         "engagement": {"likes": "9" * 400, "reposts": 1e30, "comments": -5}},
+        {
+            "id": "far-future",
+            "text": "启程QC7车机又黑屏了,4S店说等OTA,真烦",
+            "created_at": "9999-12-31 23:00:00",
+        },
+        {
+            "id": "year-one",
+            "text": "QC5刹车失灵,已报警并向12315投诉要求召回",
+            "created_at": "0001-01-01T00:00:00+08:00",
+        },
+        {
+            "id": "epoch",
+            "text": "QC9交付延期三个月,已在APP投诉要求赔偿",
+            "created_at": 0,
+        },
+        {
+            "id": "huge",
+            "text": "QC7异响,已向车质网投诉要求维修",
+            "engagement": {"likes": "9" * 400, "reposts": 1e30, "comments": -5},
+        },
     ]
     path = tmp_path / "posts.jsonl"
     path.write_text(
@@ -473,7 +526,9 @@ def test_long_ids_do_not_collide(tmp_path, database_url):
         {"id": {"nested": 1}, "text": "启程QC7 三号"},
     ]
     config_path = write_config(
-        tmp_path, database_url, [demo_source(write_jsonl(tmp_path / "p.jsonl", records))]
+        tmp_path,
+        database_url,
+        [demo_source(write_jsonl(tmp_path / "p.jsonl", records))],
     )
 
     result = run_cli(config_path, "once")
@@ -485,7 +540,9 @@ def test_long_ids_do_not_collide(tmp_path, database_url):
 
 def test_bom_at_start_of_jsonl(tmp_path, database_url):
     path = tmp_path / "p.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"id": "1", "text": "QC7"}).encode() + b"\n")
+    path.write_bytes(
+        b"\xef\xbb\xbf" + json.dumps({"id": "1", "text": "QC7"}).encode() + b"\n"
+    )
     config_path = write_config(tmp_path, database_url, [demo_source(path)])
 
     result = run_cli(config_path, "once")
@@ -529,7 +586,9 @@ def test_unreachable_database_is_one_line(tmp_path, url):
 
 def test_trained_classifier_trains_on_first_use(tmp_path):
     posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
-    config_path = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", [demo_source(posts)])
+    config_path = write_config(
+        tmp_path, f"sqlite:///{tmp_path / 'x.db'}", [demo_source(posts)]
+    )
     data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     data["classifier"] = "trained"
     data["model_path"] = str(tmp_path / "model.joblib")
@@ -546,8 +605,14 @@ def test_trained_classifier_trains_on_first_use(tmp_path):
 
 
 def test_hostile_json_structures_rejected(tmp_path, database_url):
-    deep = '{"id": "deep", "text": "启程QC7", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
-    digits = '{"id": "digits", "text": "启程QC7", "engagement": {"likes": ' + "9" * 5000 + "}}"
+    deep = (
+        '{"id": "deep", "text": "启程QC7", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    )
+    digits = (
+        '{"id": "digits", "text": "启程QC7", "engagement": {"likes": '
+        + "9" * 5000
+        + "}}"
+    )
     surrogates = [
         '{"id": "a\\ud800", "text": "启程QC7 \\ud800 一号"}',
         '{"id": "a\\ud801", "text": "启程QC7 二号"}',
@@ -566,12 +631,15 @@ def test_hostile_json_structures_rejected(tmp_path, database_url):
 
 def test_incomplete_last_line_waits(tmp_path, database_url):
     path = tmp_path / "p.jsonl"
-    path.write_text('{"id": "1", "text": "启程QC7 一"}\n{"id": "2", "text": "启程', encoding="utf-8")
+    path.write_text(
+        '{"id": "1", "text": "启程QC7 一"}\n{"id": "2", "text": "启程', encoding="utf-8"
+    )
     config_path = write_config(tmp_path, database_url, [demo_source(path)])
     run_cli(config_path, "once")
 
     path.write_text(
-        '{"id": "1", "text": "启程QC7 一"}\n{"id": "2", "text": "启程QC7 二"}\n', encoding="utf-8"
+        '{"id": "1", "text": "启程QC7 一"}\n{"id": "2", "text": "启程QC7 二"}\n',
+        encoding="utf-8",
     )
     result = run_cli(config_path, "once")
 
@@ -582,8 +650,9 @@ def test_incomplete_last_line_waits(tmp_path, database_url):
 
 def test_status_without_database(tmp_path):
     posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
-    config_path = write_config(tmp_path, f"sqlite:///{tmp_path / 'none' / 'x.db'}",
-                               [demo_source(posts)])
+    config_path = write_config(
+        tmp_path, f"sqlite:///{tmp_path / 'none' / 'x.db'}", [demo_source(posts)]
+    )
 
     result = run_cli(config_path, "status")
 

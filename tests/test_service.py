@@ -33,8 +33,13 @@ def write_config(tmp_path: Path, sources: list[dict]) -> Path:
 
 
 def replay_source(name: str, path: Path, schedule: dict) -> dict:
-    return {"name": name, "kind": "replay", "path": str(path), "schedule": schedule,
-            "fields": {"id": "id", "text": "text"}}
+    return {
+        "name": name,
+        "kind": "replay",
+        "path": str(path),
+        "schedule": schedule,
+        "fields": {"id": "id", "text": "text"},
+    }
 
 
 def test_scheduler_registers_each_source(tmp_path):
@@ -77,13 +82,30 @@ def test_sigterm_finishes_batch_and_resumes(tmp_path):
     with posts.open("w", encoding="utf-8") as handle:
         for number in range(count):
             text = f"启程QC7第{number}位车主:车机偶尔卡顿,售后说下次OTA修复"
-            handle.write(json.dumps({"id": f"p{number}", "text": text}, ensure_ascii=False) + "\n")
-    config_path = write_config(tmp_path, [replay_source("big", posts, {"interval_minutes": 60})])
+            handle.write(
+                json.dumps({"id": f"p{number}", "text": text}, ensure_ascii=False)
+                + "\n"
+            )
+    config_path = write_config(
+        tmp_path, [replay_source("big", posts, {"interval_minutes": 60})]
+    )
     config = config_module.load(config_path)
-    command = [sys.executable, str(ROOT / "pipeline.py"), "--config", str(config_path), "-v", "run"]
+    command = [
+        sys.executable,
+        str(ROOT / "pipeline.py"),
+        "--config",
+        str(config_path),
+        "-v",
+        "run",
+    ]
 
-    service = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    service = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         with Store(config.database_url) as store:
             deadline = time.monotonic() + 60
@@ -104,7 +126,9 @@ def test_sigterm_finishes_batch_and_resumes(tmp_path):
     assert cursor["records"] == stored
     assert sum(report.kinds.values()) == stored
 
-    result = subprocess.run([*command[:-1], "once"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [*command[:-1], "once"], cwd=ROOT, capture_output=True, text=True
+    )
 
     assert result.returncode == 0, result.stderr
     with Store(config.database_url) as store:
@@ -121,9 +145,17 @@ def _count(store: Store) -> int:
 
 def test_crash_before_analysis_is_repaired(tmp_path):
     posts = tmp_path / "posts.jsonl"
-    posts.write_text(json.dumps({"id": "a", "text": "启程QC7刹车失灵,已报警并向12315投诉要求召回"},
-                                ensure_ascii=False) + "\n", encoding="utf-8")
-    config_path = write_config(tmp_path, [replay_source("s", posts, {"interval_minutes": 60})])
+    posts.write_text(
+        json.dumps(
+            {"id": "a", "text": "启程QC7刹车失灵,已报警并向12315投诉要求召回"},
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    config_path = write_config(
+        tmp_path, [replay_source("s", posts, {"interval_minutes": 60})]
+    )
     config = config_module.load(config_path)
     with Store(config.database_url) as store:
         store.migrate()
@@ -133,8 +165,16 @@ def test_crash_before_analysis_is_repaired(tmp_path):
         store.add_items(batch.items, cursor=("s", batch.cursor))
 
     result = subprocess.run(
-        [sys.executable, str(ROOT / "pipeline.py"), "--config", str(config_path), "once"],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            str(ROOT / "pipeline.py"),
+            "--config",
+            str(config_path),
+            "once",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
 
     assert result.returncode == 0, result.stderr
@@ -146,8 +186,14 @@ def test_crash_before_analysis_is_repaired(tmp_path):
 
 def test_one_thread_delivers_at_a_time(tmp_path):
     posts = tmp_path / "posts.jsonl"
-    posts.write_text(json.dumps({"id": "a", "text": "启程QC7刹车失灵,已报警并向12315投诉要求召回"},
-                                ensure_ascii=False) + "\n", encoding="utf-8")
+    posts.write_text(
+        json.dumps(
+            {"id": "a", "text": "启程QC7刹车失灵,已报警并向12315投诉要求召回"},
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     config = config_module.load(
         write_config(tmp_path, [replay_source("s", posts, {"interval_minutes": 60})])
     )

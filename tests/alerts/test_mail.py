@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import email
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.policy import default as default_policy
 
 import pytest
@@ -24,13 +24,15 @@ from items import (
     Relevance,
 )
 
-NOW = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 SETTINGS = Alerts(
     sender="烽火预警 <fenghuo@alerts.example>",
     departments={
         "pr": Department(name="公关部", recipients=("公关 王 <pr@brand.example>",)),
-        "cr": Department(name="客户关系部", recipients=("cr@brand.example", "pr@brand.example")),
+        "cr": Department(
+            name="客户关系部", recipients=("cr@brand.example", "pr@brand.example")
+        ),
     },
     routing={
         "critical": Route(departments=("pr", "cr"), recipients=("ceo@brand.example",)),
@@ -39,7 +41,9 @@ SETTINGS = Alerts(
 )
 
 
-def make_item(text: str = "QC7刹车失灵,已报警并要求彻查", title: str | None = None) -> Item:
+def make_item(
+    text: str = "QC7刹车失灵,已报警并要求彻查", title: str | None = None
+) -> Item:
     return Item(
         source="demo",
         platform="weibo",
@@ -54,8 +58,9 @@ def make_item(text: str = "QC7刹车失灵,已报警并要求彻查", title: str
     )
 
 
-def make_assessment(kind: str = "complaint", level: str = "critical", *, relevant=True,
-                    high_risk=False) -> Assessment:
+def make_assessment(
+    kind: str = "complaint", level: str = "critical", *, relevant=True, high_risk=False
+) -> Assessment:
     grading = Grading(
         factors=(
             FactorScore("customer_loss", 3, ("安全事件: 刹车失灵",)),
@@ -65,7 +70,7 @@ def make_assessment(kind: str = "complaint", level: str = "critical", *, relevan
         ),
         level=level,
         strategy="balanced",
-        deadline=datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc),
+        deadline=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
         reason="危机:发生安全事件(刹车失灵)",
         safety=True,
         high_risk=high_risk,
@@ -83,14 +88,24 @@ def make_assessment(kind: str = "complaint", level: str = "critical", *, relevan
 def build(item: Item, assessment: Assessment):
     decision = decide(item, assessment, SETTINGS)
     assert decision is not None
-    composed = compose(decision, item, assessment, post_id=42, sender=SETTINGS.sender,
-                       review_url="http://127.0.0.1:8000/", timezone="Asia/Shanghai", now=NOW)
+    composed = compose(
+        decision,
+        item,
+        assessment,
+        post_id=42,
+        sender=SETTINGS.sender,
+        review_url="http://127.0.0.1:8000/",
+        timezone="Asia/Shanghai",
+        now=NOW,
+    )
     parsed = email.message_from_string(composed.message, policy=default_policy)
     return composed, parsed
 
 
 def test_subject_round_trips_through_parser():
-    item = make_item(title="启程QC7 高速刹车失灵 Brake failure on the highway, 已报警 要求彻查原因并书面说明")
+    item = make_item(
+        title="启程QC7 高速刹车失灵 Brake failure on the highway, 已报警 要求彻查原因并书面说明"
+    )
     composed, parsed = build(item, make_assessment())
 
     assert parsed["Subject"] == composed.subject
@@ -189,7 +204,9 @@ def test_high_risk_grievance_alerts_below_levels():
         departments=SETTINGS.departments,
         routing={**SETTINGS.routing, "normal": Route(departments=("cr",))},
     )
-    decision = decide(make_item(), make_assessment("grievance", "normal", high_risk=True), settings)
+    decision = decide(
+        make_item(), make_assessment("grievance", "normal", high_risk=True), settings
+    )
 
     assert isinstance(decision, AlertDecision)
     assert decision.dedup_key == "demo/p1/normal"
@@ -203,9 +220,17 @@ def test_overdue_deadline_is_said_plainly():
     item = make_item()
     assessment = make_assessment()
     decision = decide(item, assessment, SETTINGS)
-    late = datetime(2026, 12, 1, 15, 0, tzinfo=timezone.utc)
-    composed = compose(decision, item, assessment, post_id=1, sender=SETTINGS.sender,
-                       review_url="http://127.0.0.1:8000", timezone="Asia/Shanghai", now=late)
+    late = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    composed = compose(
+        decision,
+        item,
+        assessment,
+        post_id=1,
+        sender=SETTINGS.sender,
+        review_url="http://127.0.0.1:8000",
+        timezone="Asia/Shanghai",
+        now=late,
+    )
 
     plain = email.message_from_string(composed.message, policy=default_policy)
     body = plain.get_body(("plain",)).get_content()

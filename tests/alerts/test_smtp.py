@@ -14,7 +14,9 @@ from alerts.outbox import SmtpTransport, deliver_pending
 from config import Smtp
 from storage import NewAlert, Store
 
-SUBJECT = "[烽火·危机] 投诉 | QC7 | 高速刹车失灵 已报警 要求彻查原因并书面说明 Brake failure"
+SUBJECT = (
+    "[烽火·危机] 投诉 | QC7 | 高速刹车失灵 已报警 要求彻查原因并书面说明 Brake failure"
+)
 
 
 class Recorder:
@@ -86,8 +88,13 @@ def pending_alert(store: Store, recipients: tuple[str, ...]) -> int:
 def test_smtp_delivers_with_login(smtp_server, monkeypatch, store):
     controller, recorder = smtp_server
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
-    settings = Smtp(host="127.0.0.1", port=controller.port, security="none",
-                    username="fenghuo@alerts.example", password_env="TEST_SMTP_PASSWORD")
+    settings = Smtp(
+        host="127.0.0.1",
+        port=controller.port,
+        security="none",
+        username="fenghuo@alerts.example",
+        password_env="TEST_SMTP_PASSWORD",
+    )
     alert_id = pending_alert(store, ("公关部 <pr@brand.example>",))
 
     report = deliver_pending(store, SmtpTransport(settings))
@@ -106,8 +113,13 @@ def test_smtp_delivers_with_login(smtp_server, monkeypatch, store):
 def test_smtp_wrong_password_keeps_alert_pending(smtp_server, monkeypatch, store):
     controller, recorder = smtp_server
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong")
-    settings = Smtp(host="127.0.0.1", port=controller.port, security="none",
-                    username="fenghuo@alerts.example", password_env="TEST_SMTP_PASSWORD")
+    settings = Smtp(
+        host="127.0.0.1",
+        port=controller.port,
+        security="none",
+        username="fenghuo@alerts.example",
+        password_env="TEST_SMTP_PASSWORD",
+    )
     alert_id = pending_alert(store, ("pr@brand.example",))
 
     report = deliver_pending(store, SmtpTransport(settings))
@@ -121,7 +133,9 @@ def test_smtp_wrong_password_keeps_alert_pending(smtp_server, monkeypatch, store
 
 
 def test_smtp_server_down_keeps_alert_pending(store):
-    settings = Smtp(host="127.0.0.1", port=free_port(), security="none", timeout_seconds=2)
+    settings = Smtp(
+        host="127.0.0.1", port=free_port(), security="none", timeout_seconds=2
+    )
     pending_alert(store, ("pr@brand.example",))
 
     report = deliver_pending(store, SmtpTransport(settings))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,18 +29,35 @@ def collect_all(replay: ReplayCollector, cursor: str | None = None):
 
 
 def write_lines(path: Path, records: list) -> Path:
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n")
+    path.write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n"
+    )
     return path
 
 
 def test_nested_field_mapping(tmp_path):
     path = write_lines(
         tmp_path / "posts.jsonl",
-        [{"pid": "a1", "body": "QC7很好", "user": {"fans": "1.2万", "v": "蓝V"},
-          "stats": {"up": 5}, "site": "weibo", "time": "2026-11-01 08:00"}],
+        [
+            {
+                "pid": "a1",
+                "body": "QC7很好",
+                "user": {"fans": "1.2万", "v": "蓝V"},
+                "stats": {"up": 5},
+                "site": "weibo",
+                "time": "2026-11-01 08:00",
+            }
+        ],
     )
-    fields = {"id": "pid", "text": "body", "followers": "user.fans", "verified": "user.v",
-              "likes": "stats.up", "platform": "site", "created_at": "time"}
+    fields = {
+        "id": "pid",
+        "text": "body",
+        "followers": "user.fans",
+        "verified": "user.v",
+        "likes": "stats.up",
+        "platform": "site",
+        "created_at": "time",
+    }
 
     _, items, rejected = collect_all(collector(path, fields=fields))
 
@@ -51,12 +68,14 @@ def test_nested_field_mapping(tmp_path):
     assert item.author.verified == "enterprise"
     assert item.engagement.likes == 5
     assert item.platform == "weibo"
-    assert item.created_at == datetime(2026, 11, 1, 0, 0, tzinfo=timezone.utc)
+    assert item.created_at == datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
     assert item.location == "posts.jsonl:1"
 
 
 def test_missing_mapped_id_is_rejected(tmp_path):
-    path = write_lines(tmp_path / "p.jsonl", [{"text": "QC5"}, {"key": "k", "text": "QC7"}])
+    path = write_lines(
+        tmp_path / "p.jsonl", [{"text": "QC5"}, {"key": "k", "text": "QC7"}]
+    )
 
     _, items, rejected = collect_all(collector(path, fields={"id": "key"}))
 
@@ -75,7 +94,9 @@ def test_unmapped_id_uses_text_hash(tmp_path):
 
 
 def test_cursor_resumes_after_last_batch(tmp_path):
-    path = write_lines(tmp_path / "p.jsonl", [{"id": n, "text": f"post {n}"} for n in range(7)])
+    path = write_lines(
+        tmp_path / "p.jsonl", [{"id": n, "text": f"post {n}"} for n in range(7)]
+    )
     replay = collector(path)
     replay.batch_size = 3
 
@@ -88,7 +109,9 @@ def test_cursor_resumes_after_last_batch(tmp_path):
 
 
 def test_limit_stops_early(tmp_path):
-    path = write_lines(tmp_path / "p.jsonl", [{"id": n, "text": f"post {n}"} for n in range(5)])
+    path = write_lines(
+        tmp_path / "p.jsonl", [{"id": n, "text": f"post {n}"} for n in range(5)]
+    )
 
     batches, items, _ = collect_all(collector(path, limit=2))
 
@@ -111,7 +134,10 @@ def test_missing_file_raises(tmp_path):
 
 def test_gbk_line_in_utf8_file(tmp_path):
     path = tmp_path / "p.jsonl"
-    path.write_bytes('{"id": 1, "text": "启程汽车投诉"}\n'.encode("gbk") + b'{"id": 2, "text": "\xff\xfe"}\n')
+    path.write_bytes(
+        '{"id": 1, "text": "启程汽车投诉"}\n'.encode("gbk")
+        + b'{"id": 2, "text": "\xff\xfe"}\n'
+    )
 
     _, items, rejected = collect_all(collector(path))
 
@@ -122,7 +148,7 @@ def test_gbk_line_in_utf8_file(tmp_path):
 def test_csv_multiline_and_bad_rows(tmp_path):
     path = tmp_path / "p.csv"
     path.write_bytes(
-        "\ufeffid,text\n1,\"两行\n文本\"\n2\n3,\"ok\"\n4,bad,extra\n".encode("utf-8")
+        '\ufeffid,text\n1,"两行\n文本"\n2\n3,"ok"\n4,bad,extra\n'.encode("utf-8")
     )
 
     _, items, rejected = collect_all(collector(path))
@@ -133,7 +159,9 @@ def test_csv_multiline_and_bad_rows(tmp_path):
 
 
 def test_control_characters_removed(tmp_path):
-    path = write_lines(tmp_path / "p.jsonl", [{"id": 1, "text": "a\u0000b\u0007c\td\ne"}])
+    path = write_lines(
+        tmp_path / "p.jsonl", [{"id": 1, "text": "a\u0000b\u0007c\td\ne"}]
+    )
 
     _, items, _ = collect_all(collector(path))
 
@@ -143,8 +171,18 @@ def test_control_characters_removed(tmp_path):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(12, 12), ("1,024", 1024), ("1.2万", 12_000), ("3k", 3000), ("2w+", 20_000),
-     (-5, 0), ("n/a", 0), (None, 0), (True, 0), (float("nan"), 0)],
+    [
+        (12, 12),
+        ("1,024", 1024),
+        ("1.2万", 12_000),
+        ("3k", 3000),
+        ("2w+", 20_000),
+        (-5, 0),
+        ("n/a", 0),
+        (None, 0),
+        (True, 0),
+        (float("nan"), 0),
+    ],
 )
 def test_parse_count(value, expected):
     assert parse_count(value) == expected
@@ -153,12 +191,15 @@ def test_parse_count(value, expected):
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("2026-03-02T10:48:13+08:00", datetime(2026, 3, 2, 2, 48, 13, tzinfo=timezone.utc)),
-        ("2021-02-07", datetime(2021, 2, 6, 16, 0, tzinfo=timezone.utc)),
-        ("2020-03-29 16:50", datetime(2020, 3, 29, 8, 50, tzinfo=timezone.utc)),
-        (1464739201, datetime(2016, 6, 1, 0, 0, 1, tzinfo=timezone.utc)),
-        ("1464739201000", datetime(2016, 6, 1, 0, 0, 1, tzinfo=timezone.utc)),
-        ("2026年3月2日", datetime(2026, 3, 1, 16, 0, tzinfo=timezone.utc)),
+        (
+            "2026-03-02T10:48:13+08:00",
+            datetime(2026, 3, 2, 2, 48, 13, tzinfo=UTC),
+        ),
+        ("2021-02-07", datetime(2021, 2, 6, 16, 0, tzinfo=UTC)),
+        ("2020-03-29 16:50", datetime(2020, 3, 29, 8, 50, tzinfo=UTC)),
+        (1464739201, datetime(2016, 6, 1, 0, 0, 1, tzinfo=UTC)),
+        ("1464739201000", datetime(2016, 6, 1, 0, 0, 1, tzinfo=UTC)),
+        ("2026年3月2日", datetime(2026, 3, 1, 16, 0, tzinfo=UTC)),
         ("yesterday", None),
         ("", None),
     ],
@@ -172,7 +213,9 @@ def test_clean_text_keeps_newlines():
 
 
 def test_replaced_file_read_from_start(tmp_path):
-    path = write_lines(tmp_path / "p.jsonl", [{"id": n, "text": f"old {n}"} for n in range(5)])
+    path = write_lines(
+        tmp_path / "p.jsonl", [{"id": n, "text": f"old {n}"} for n in range(5)]
+    )
     batches, _, _ = collect_all(collector(path))
     path.unlink()
     write_lines(path, [{"id": f"new{n}", "text": f"new {n}"} for n in range(8)])
@@ -183,7 +226,9 @@ def test_replaced_file_read_from_start(tmp_path):
 
 
 def test_truncated_file_read_from_start(tmp_path):
-    path = write_lines(tmp_path / "p.jsonl", [{"id": n, "text": f"old {n}"} for n in range(5)])
+    path = write_lines(
+        tmp_path / "p.jsonl", [{"id": n, "text": f"old {n}"} for n in range(5)]
+    )
     batches, _, _ = collect_all(collector(path))
     with path.open("w") as handle:
         handle.write(json.dumps({"id": "x", "text": "fresh"}) + "\n")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import make_item
 
 from items import Cue, Relevance
 from nlp.classifier import MODEL_VERSION, LexiconClassifier
 from nlp.normalize import normalize
-
-from conftest import make_item
 
 
 def kind_of(assess, text, **options):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT_ROOT
 
 from items import Item
 from nlp.evaluation import (
@@ -25,8 +26,6 @@ from nlp.evaluation import (
     score_corpus,
     scored_class,
 )
-
-from conftest import PROJECT_ROOT
 
 SHARED = PROJECT_ROOT.parent / "shared"
 DEV_SET = SHARED / "eval" / "dev.jsonl"
@@ -174,7 +173,7 @@ def test_record_without_time_gets_a_fixed_collection_time():
     raw["created_at"] = None
     item = record_to_item(raw)
     assert item.created_at is None
-    assert item.collected_at.tzinfo is timezone.utc
+    assert item.collected_at.tzinfo is UTC
 
 
 def test_bad_records_name_the_record():
@@ -217,7 +216,7 @@ def test_throughput_on_car_reviews(analyzer):
     texts = [json.loads(line)["text"] for line in CAR_REVIEWS.open(encoding="utf-8")][
         :3000
     ]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     items = [
         Item(
             source="bench",
@@ -354,9 +353,7 @@ def test_assume_relevant_keeps_brand_config(analyzer):
 def test_complaint_platform_overrides_source(analyzer):
     records = [plain("QC7刹车异响,希望厂家处理", "complaint", source="a corpus")]
     text_only = score_corpus(records, analyzer, assume_relevant=True)
-    filed = score_corpus(
-        records, analyzer, assume_relevant=True, platform="12365auto"
-    )
+    filed = score_corpus(records, analyzer, assume_relevant=True, platform="12365auto")
     assert text_only.judged["complaint"]["complaint"] == 0.0
     assert filed.judged["complaint"]["complaint"] == 1.0
 

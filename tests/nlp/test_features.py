@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from conftest import make_item
+
 from nlp.features import MAX_COUNT, cue_features, readable
 from nlp.normalize import normalize
-
-from conftest import make_item
 
 OFFICIAL = ("@启程汽车",)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from conftest import CREATED, make_item
 
 from config import DEFAULT_STRATEGIES, Thresholds
 from items import Classification, FactorScore
 from nlp.amounts import find_amounts, parse_chinese_number
 from nlp.grading import Grader, level_for
-
-from conftest import CREATED, make_item
 
 
 def factor(grading, name):

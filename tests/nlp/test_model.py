@@ -9,6 +9,7 @@ import click
 import joblib
 import pytest
 from click.testing import CliRunner
+from conftest import make_item
 
 import config
 import pipeline
@@ -24,8 +25,6 @@ from nlp.training import (
     train,
     training_files,
 )
-
-from conftest import make_item
 
 # Invented posts about the fictional brand, ten per modelled kind. Short
 # complaints and long grievances keep length from separating the two.
@@ -310,7 +309,9 @@ def test_channels_only_for_complaints(trained, brand):
 
 
 def test_complaint_keeps_lexicon_channels(trained, brand):
-    [result] = classify(trained, brand, ["QC9漏水修了三次还漏,今天已向12315投诉,要求退车"])
+    [result] = classify(
+        trained, brand, ["QC9漏水修了三次还漏,今天已向12315投诉,要求退车"]
+    )
     assert result.kind == "complaint"
     assert result.channels == ("12315",)
     assert result.demands == ("return_car",)

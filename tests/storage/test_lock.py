@@ -47,8 +47,7 @@ def test_lock_taken_by_other_job_stops(store: Store) -> None:
     try:
         with store.job_lock() as held:
             end_session(store, held)
-            with other.job_lock():
-                with pytest.raises(LockHeld):
-                    held.verify()
+            with other.job_lock(), pytest.raises(LockHeld):
+                held.verify()
     finally:
         other.close()
