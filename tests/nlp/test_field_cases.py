@@ -1,0 +1,110 @@
+"""Hard field cases: competitor models, emoticons, feed markup, negation.
+
+Cases the classifier gets wrong today are marked xfail(strict=True), so each
+one fails loudly once it is fixed and the mark must go.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_item
+
+from nlp.evaluation import analyse
+from nlp.normalize import normalize
+from nlp.segment import Segmenter
+
+SHORT_VENTING = pytest.mark.xfail(
+    strict=True, reason="short venting with no first-hand marker comes out neutral"
+)
+
+
+def kind_of(analyzer, text: str) -> str:
+    """Classify a post as if it were about the monitored brand."""
+    [assessment] = analyse(analyzer, [make_item(text)], assume_relevant=True)
+    return assessment.classification.kind
+
+
+@pytest.mark.parametrize(
+    ("text", "competitor"),
+    [
+        ("小米ＳＵ７高速刹车异响", "小米"),
+        ("问界Ｍ7 车机又卡死", "问界"),
+        ("SU7 Ultra 提车三天就漏水", "小米"),
+        ("理想l9 二排屏幕黑了", "理想"),
+        ("蔚來ES6車機當機，剎車也有異音，客服說無法處理", "蔚来"),
+        ("問界M7 續航縮水", "问界"),
+    ],
+)
+def test_competitor_found_however_typed(analyzer, text, competitor):
+    [assessment] = analyzer.analyse([make_item(text)])
+
+    assert competitor in assessment.relevance.competitors
+    assert assessment.relevance.relevant is False
+
+
+@pytest.mark.xfail(strict=True, reason="competitors' model names are not recorded yet")
+def test_competitor_model_recorded(analyzer):
+    [assessment] = analyzer.analyse([make_item("小米ＳＵ７高速刹车异响")])
+
+    assert "SU7" in assessment.relevance.models
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "count", "words"),
+    [
+        ("[怒][怒]车机第三次黑屏了", "怒", 2, ["车机", "第三次", "黑屏", "了"]),
+        ("新车真香[心][心]", "心", 2, ["新车", "真", "香"]),
+        ("[doge]这售后服务绝了", "doge", 1, ["这", "售后服务", "绝", "了"]),
+    ],
+)
+def test_emoticons_become_counts(brand, text, code, count, words):
+    normalized = normalize(text)
+
+    assert normalized.emoticons == {code: count}
+    assert Segmenter.for_brand(brand)(normalized.text) == words
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an <img alt> emoticon and a '- 转发' feed title are not cleaned yet",
+)
+def test_feed_title_markup_cleaned():
+    title = '<img alt=[围观] src="x"/> - 转发'
+    with_spaces = normalize(f"{title} 车机黑屏了 O网页链接\u200b\u200b\u200b")
+    without = normalize(f"{title} 车机黑屏了 O网页链接")
+
+    assert with_spaces.text == "车机黑屏了"
+    assert with_spaces.emoticons == {"围观": 1}
+    assert with_spaces == without
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        pytest.param("无语，真生气", "grievance", marks=SHORT_VENTING),
+        pytest.param(
+            "不是不满意，就是觉得不值这个价", "grievance", marks=SHORT_VENTING
+        ),
+    ],
+)
+def test_negation_cases(analyzer, text, kind):
+    assert kind_of(analyzer, text) == kind
+
+
+@pytest.mark.xfail(strict=True, reason="不高兴 is read as the positive word 高兴")
+def test_not_happy_is_negative(analyzer):
+    assert kind_of(analyzer, "我今天很不高兴") == "grievance"
+
+
+@pytest.mark.xfail(strict=True, reason="不投诉了 hides the lawsuit that follows it")
+def test_lawsuit_after_negated_complaint(analyzer):
+    assert kind_of(analyzer, "不投诉了，直接起诉") == "complaint"
+
+
+def test_no_brake_problem_tagged(analyzer):
+    [assessment] = analyse(
+        analyzer, [make_item("并不是刹车问题，是脚垫卡住了")], assume_relevant=True
+    )
+
+    assert assessment.classification.kind != "complaint"
+    assert not any("刹车" in cue.text for cue in assessment.classification.cues)
