@@ -91,6 +91,13 @@ class Job:
         except Exception as exc:
             summary.status, summary.error = "failed", f"{type(exc).__name__}: {exc}"
             logger.exception("source crashed source=%s", source.name)
+
+        self._settle_status(summary)
+        summary.seconds = time.monotonic() - started
+        self._finish_run(run_id, summary)
+        return summary
+
+    def _settle_status(self, summary: SourceSummary) -> None:
         if summary.unanalysed and summary.status == "ok":
             summary.status = "failed"
             summary.error = (
@@ -99,7 +106,8 @@ class Job:
             )
         if self.stop.is_set() and summary.status == "ok":
             summary.status = "partial"
-        summary.seconds = time.monotonic() - started
+
+    def _finish_run(self, run_id: int, summary: SourceSummary) -> None:
         self.store.finish_run(
             run_id,
             status=summary.status,
@@ -109,10 +117,11 @@ class Job:
             bad=summary.bad,
             error=summary.error,
         )
+
         logger.info(
             "source finished source=%s status=%s fetched=%s new=%s duplicates=%s bad=%s "
             "alerts=%s seconds=%.1f",
-            source.name,
+            summary.source,
             summary.status,
             summary.fetched,
             summary.new,
@@ -121,7 +130,6 @@ class Job:
             summary.alerts,
             summary.seconds,
         )
-        return summary
 
     def _collect(
         self, source: Source, summary: SourceSummary, show_progress: bool
@@ -429,8 +437,8 @@ def build_scheduler(job: Job, config: Config):
     now = datetime.now(UTC)
     for source in sources:
         schedule = source.schedule
-        # An interval source runs at once on start; a cron source waits for
-        # its next time, so that a nightly source does not run at every restart.
+        # An interval source runs at once on start. A cron source waits for its
+        # next time, so that a nightly source does not run at every restart.
         if schedule.cron:
             trigger = CronTrigger.from_crontab(schedule.cron, timezone=config.timezone)
             first_run = trigger.get_next_fire_time(None, now)
@@ -826,6 +834,7 @@ def _format_summary(summaries, seconds: float, config: Config, pending: int) -> 
     ]
     kinds: Counter = Counter()
     levels: Counter = Counter()
+
     for s in summaries:
         lines.append(
             f"{s.source:<24} {s.status:<8} {s.fetched:>8} {s.new:>8} {s.duplicates:>7} "
@@ -835,16 +844,16 @@ def _format_summary(summaries, seconds: float, config: Config, pending: int) -> 
             lines.append(f"  error: {s.error}")
         kinds.update(s.kinds)
         levels.update(s.levels)
+
     total = sum(s.new for s in summaries)
     rate = total / seconds if seconds > 0 else 0.0
     lines.append("")
     lines.append("kinds:  " + _counts(kinds, KINDS))
     lines.append("levels: " + _counts(levels, LEVELS))
-    where = (
-        f"SMTP {config.alerts.smtp.host}"
-        if config.alerts.smtp
-        else str(config.resolve(config.alerts.outbox))
-    )
+    if config.alerts.smtp is not None:
+        where = f"SMTP {config.alerts.smtp.host}"
+    else:
+        where = str(config.resolve(config.alerts.outbox))
     lines.append(
         f"alerts: {sum(s.alerts for s in summaries)} new, {pending} pending ({where})"
     )
@@ -864,7 +873,7 @@ def _format_status(report, job_running: bool) -> str:
         started = _utc(row.last_started_at) or "never"
         last_status = row.last_status or "-"
         if last_status == "running" and not job_running:
-            # No job holds the lock, so the run that says "running" died.
+            # No job holds the lock, so the run still marked "running" died.
             last_status = "died"
         lines.append(
             f"{row.name:<24} {started:<20} {last_status:<8} {row.posts:>9} "

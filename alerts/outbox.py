@@ -74,8 +74,8 @@ def deliver_pending(
 ) -> DeliveryReport:
     """Deliver up to ``limit`` pending alerts and record every attempt.
 
-    ``stop`` is asked before each alert, so a stopping service does not wait
-    for a whole batch against a slow server; what is left stays pending.
+    ``stop`` is called before each alert, so a stopping service does not wait
+    for a whole batch against a slow server. What is left stays pending.
     """
     report = DeliveryReport()
     for alert in store.pending_alerts(limit=limit):

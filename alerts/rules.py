@@ -34,9 +34,9 @@ def decide(
 
     A post alerts when it is about the brand, is a grievance or a complaint,
     and its level is one of ``settings.alert_levels``. A grievance flagged as
-    high risk (about to become a complaint, or dangerous through who wrote it
-    or how far it spread) alerts at its level even below those levels, so that
-    someone can step in before the complaint is filed.
+    high risk alerts at its level even below those levels. Such a grievance is
+    about to become a complaint, or is dangerous through its author or its
+    reach, and someone should step in before the complaint is filed.
     """
     grading = assessment.grading
     kind = assessment.classification.kind

@@ -1,5 +1,5 @@
 """Collectors: one per kind of source. Each reads posts and returns items in
-batches with a cursor; none writes to the database or knows about alerts."""
+batches with a cursor. None writes to the database or imports the alerts."""
 
 from __future__ import annotations
 

@@ -90,6 +90,51 @@ class ReplayCollector:
         return max(lines - _records_done(cursor), 0)
 
     def collect(self, cursor: str | None) -> Iterator[Batch]:
+        identity, done = self._resume_point(cursor)
+        records = self._records(skip=done)
+        position = 0
+        items: list[Item] = []
+        rejected: list[Rejected] = []
+        collected_at = datetime.now(UTC)
+
+        for position, (location, record) in enumerate(records, start=1):
+            if position <= done:
+                continue
+            if self.source.limit is not None and position > self.source.limit:
+                position -= 1
+                break
+            try:
+                if isinstance(record, RecordError):
+                    raise record
+                items.append(self._to_item(record, location, collected_at))
+            except RecordError as exc:
+                logger.warning(
+                    "record rejected source=%s location=%s reason=%s",
+                    self.name,
+                    location,
+                    exc,
+                )
+                rejected.append(Rejected(location, str(exc)))
+            if len(items) + len(rejected) >= self.batch_size:
+                yield Batch(items, _cursor(position, identity), rejected)
+                items, rejected = [], []
+                collected_at = datetime.now(UTC)
+
+        if position < done:
+            logger.warning(
+                "replay file shorter than cursor, reading from the start "
+                "source=%s records=%s cursor=%s",
+                self.name,
+                position,
+                done,
+            )
+            yield from self.collect(None)
+            return
+        if items or rejected:
+            yield Batch(items, _cursor(position, identity), rejected)
+
+    def _resume_point(self, cursor: str | None) -> tuple[str, int]:
+        """Return the file's identity and how many of its records are done."""
         if self.path.is_dir():
             raise CollectorError(
                 f"source {self.name}: replay path is a folder: {self.path}"
@@ -109,48 +154,7 @@ class ReplayCollector:
                 self.path,
             )
             done = 0
-        self._identity = identity
-        records = self._records(skip=done)
-        position = 0
-        items: list[Item] = []
-        rejected: list[Rejected] = []
-        collected_at = datetime.now(UTC)
-        for position, (location, record) in enumerate(records, start=1):
-            if position <= done:
-                continue
-            if record is _SKIPPED:
-                raise AssertionError("a skipped record past the cursor")
-            if self.source.limit is not None and position > self.source.limit:
-                position -= 1
-                break
-            try:
-                if isinstance(record, RecordError):
-                    raise record
-                items.append(self._to_item(record, location, collected_at))
-            except RecordError as exc:
-                logger.warning(
-                    "record rejected source=%s location=%s reason=%s",
-                    self.name,
-                    location,
-                    exc,
-                )
-                rejected.append(Rejected(location, str(exc)))
-            if len(items) + len(rejected) >= self.batch_size:
-                yield Batch(items, _cursor(position, self._identity), rejected)
-                items, rejected = [], []
-                collected_at = datetime.now(UTC)
-        if position < done:
-            logger.warning(
-                "replay file shorter than cursor, reading from the start "
-                "source=%s records=%s cursor=%s",
-                self.name,
-                position,
-                done,
-            )
-            yield from self.collect(None)
-            return
-        if items or rejected:
-            yield Batch(items, _cursor(position, self._identity), rejected)
+        return identity, done
 
     def _records(self, skip: int) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
         """Yield every record with its location; the first ``skip`` JSONL
@@ -460,7 +464,7 @@ def _cursor_identity(cursor: str | None) -> str | None:
 
 
 def _file_identity(path: Path) -> str:
-    """Return what tells this file from one that replaced it under the same name.
+    """Return an identity that differs for a file replaced under the same name.
 
     The inode alone is not enough, because a file system reuses the inode of a
     deleted file at once, so the hash of the first line is part of it: appending

@@ -79,6 +79,19 @@ class Evidence:
         return (specific or self.experience) and not self.bystander
 
 
+def check_batch(
+    normalized: Sequence[NormalizedText],
+    relevance: Sequence[Relevance],
+    items: Sequence[Item],
+) -> None:
+    """Raise ValueError unless the three sequences of a batch have one length."""
+    if not len(normalized) == len(relevance) == len(items):
+        raise ValueError(
+            f"classify_batch: lengths differ: normalized={len(normalized)} "
+            f"relevance={len(relevance)} items={len(items)}"
+        )
+
+
 class LexiconClassifier:
     """Classifier of normalised, brand-matched posts built on the cue lexicons.
 
@@ -100,11 +113,7 @@ class LexiconClassifier:
         items: Sequence[Item],
     ) -> list[Classification]:
         """Classify posts in order; the three sequences must have the same length."""
-        if not len(normalized) == len(relevance) == len(items):
-            raise ValueError(
-                f"classify_batch: lengths differ: normalized={len(normalized)} "
-                f"relevance={len(relevance)} items={len(items)}"
-            )
+        check_batch(normalized, relevance, items)
         return [
             self.classify(n, r, i)
             for n, r, i in zip(normalized, relevance, items, strict=True)

@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from config import Brand
 from items import KINDS, Classification, Cue, Item, NormalizedText, Relevance
 from nlp import cues, model
-from nlp.classifier import LexiconClassifier, post_text, root_cause
+from nlp.classifier import LexiconClassifier, check_batch, post_text, root_cause
 from nlp.features import cue_features
 from nlp.model import RETRAIN_HINT, ModelError
 from nlp.normalize import normalize
@@ -145,11 +145,7 @@ class TrainedClassifier:
         items: Sequence[Item],
     ) -> list[Classification]:
         """Classify posts in order; the three sequences must have the same length."""
-        if not len(normalized) == len(relevance) == len(items):
-            raise ValueError(
-                f"classify_batch: lengths differ: normalized={len(normalized)} "
-                f"relevance={len(relevance)} items={len(items)}"
-            )
+        check_batch(normalized, relevance, items)
         results: list[Classification] = []
         rows, positions = [], []
         for index, (n, r, item) in enumerate(

@@ -27,7 +27,7 @@ ADVISORY_KEY = 0x66656E67_68756F00
 
 
 class LockHeld(Exception):
-    """Another job holds the database lock. The message tells how to proceed."""
+    """Another job has the database lock. The message gives the next step."""
 
 
 class HeldLock:
@@ -75,9 +75,9 @@ def _file_lock(database: Path) -> Iterator[None]:
 class _AdvisoryLock(HeldLock):
     """A PostgreSQL advisory lock held by one dedicated connection.
 
-    The lock lives as long as that connection: a server restart ends it
-    without telling the client, so :meth:`verify` asks the server and takes
-    the lock again on a new connection when it was lost.
+    The lock lives as long as that connection. A server restart ends it
+    without notice to the client, so :meth:`verify` queries ``pg_locks`` and
+    takes the lock again on a new connection when it was lost.
     """
 
     def __init__(self, engine: Engine) -> None:

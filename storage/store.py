@@ -74,7 +74,7 @@ class Store:
         """Hold the lock that lets one job at a time work on this database.
 
         Raises :class:`storage.lock.LockHeld` at once when another process
-        holds it. While held, the lock is also :attr:`held_lock`.
+        has it. While the lock is taken, it is also :attr:`held_lock`.
         """
         with job_lock(self.engine) as held:
             self.held_lock = held

@@ -85,16 +85,21 @@ def pending_alert(store: Store, recipients: tuple[str, ...]) -> int:
     return alert_id
 
 
-def test_smtp_delivers_with_login(smtp_server, monkeypatch, store):
-    controller, recorder = smtp_server
-    monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
-    settings = Smtp(
+def login_settings(port: int, password: str, monkeypatch) -> Smtp:
+    """SMTP settings that log in, with ``password`` in the environment."""
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", password)
+    return Smtp(
         host="127.0.0.1",
-        port=controller.port,
+        port=port,
         security="none",
         username="fenghuo@alerts.example",
         password_env="TEST_SMTP_PASSWORD",
     )
+
+
+def test_smtp_delivers_with_login(smtp_server, monkeypatch, store):
+    controller, recorder = smtp_server
+    settings = login_settings(controller.port, "s3cret", monkeypatch)
     alert_id = pending_alert(store, ("公关部 <pr@brand.example>",))
 
     report = deliver_pending(store, SmtpTransport(settings))
@@ -112,14 +117,7 @@ def test_smtp_delivers_with_login(smtp_server, monkeypatch, store):
 
 def test_smtp_wrong_password_keeps_alert_pending(smtp_server, monkeypatch, store):
     controller, recorder = smtp_server
-    monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong")
-    settings = Smtp(
-        host="127.0.0.1",
-        port=controller.port,
-        security="none",
-        username="fenghuo@alerts.example",
-        password_env="TEST_SMTP_PASSWORD",
-    )
+    settings = login_settings(controller.port, "wrong", monkeypatch)
     alert_id = pending_alert(store, ("pr@brand.example",))
 
     report = deliver_pending(store, SmtpTransport(settings))
