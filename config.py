@@ -71,6 +71,9 @@ class Brand:
     # Words that make an ambiguous brand word mean the brand (车, 4S店, 续航 ...).
     context_words: tuple[str, ...] = ()
     competitors: tuple[Competitor, ...] = ()
+    # Places and dealers that traditional-to-simplified conversion must leave
+    # as written (it would turn the county 乾安 into 干安).
+    places: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

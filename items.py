@@ -104,13 +104,18 @@ class NormalizedText:
 
 @dataclass(frozen=True, slots=True)
 class Relevance:
-    """Whether a post is about the monitored brand, and the words that showed it."""
+    """Whether a post is about the monitored brand, and the words that showed it.
+
+    ``models`` lists every car model named, the monitored brand's own first.
+    ``competitor_models`` contains those of them that belong to a competitor.
+    """
 
     relevant: bool
     brand: str | None = None
     models: tuple[str, ...] = ()
     competitors: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
+    competitor_models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

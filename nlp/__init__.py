@@ -62,7 +62,7 @@ class Analyzer:
 
     def analyse(self, items: Sequence[Item]) -> list[Assessment]:
         """Return one assessment per item, in the order of ``items``."""
-        normalized = [normalize(_item_text(item)) for item in items]
+        normalized = [self.normalize(item) for item in items]
         relevance = [
             self.matcher.match(n, item.text)
             for n, item in zip(normalized, items, strict=True)
@@ -77,6 +77,10 @@ class Analyzer:
             assessments.append(Assessment(norm, rel, classification, grading))
         logger.debug("analysed items=%s", len(assessments))
         return assessments
+
+    def normalize(self, item: Item) -> NormalizedText:
+        """Normalise an item's title and body, keeping the brand's names as written."""
+        return normalize(_item_text(item), self.matcher.protected)
 
 
 def _item_text(item: Item) -> str:

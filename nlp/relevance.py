@@ -4,8 +4,8 @@ Precision comes before recall. The brand's full name, an unambiguous alias, a
 model name as a whole token and an official account count directly. A brand
 word that is also an ordinary word ("启程" is "to set off") counts only next to
 a context word or together with a model name, and never inside one of the
-brand's ordinary-sense phrases. Competitors are recorded but never make a post
-relevant, so a post only about competitors is not relevant.
+brand's ordinary-sense phrases. Competitors and their models are recorded but
+never make a post relevant, so a post only about competitors is not relevant.
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ from typing import NamedTuple
 
 from config import Brand
 from items import NormalizedText, Relevance
-from nlp.normalize import MAX_INPUT_CHARS, fold_characters
+from nlp.normalize import (
+    MAX_INPUT_CHARS,
+    fold_characters,
+    protected_names,
+    to_simplified,
+)
 
 # Characters on either side of an ambiguous alias searched for a context word.
 CONTEXT_WINDOW = 16
@@ -129,6 +134,8 @@ class RelevanceMatcher:
 
     def __init__(self, brand: Brand):
         self.brand = brand
+        # The names that the normaliser of this brand's posts keeps as written.
+        self.protected = protected_names(brand)
         self._ordinary = _alternation(_fold(s) for s in brand.ordinary_senses)
         self._transport = _alternation(_TRANSPORT_WORDS)
         self._other_product = _alternation(_OTHER_PRODUCT_CONTEXT)
@@ -149,7 +156,7 @@ class RelevanceMatcher:
             if handles
             else None
         )
-        self._competitors = _compile_competitors(brand)
+        self._competitors = _compile_competitors(brand, self._other_product)
 
     def match(self, normalized: NormalizedText, raw_text: str) -> Relevance:
         """Return the brand relevance of one post.
@@ -161,7 +168,10 @@ class RelevanceMatcher:
         text = normalized.text
         if normalized.quoted:
             text = f"{text} // {normalized.quoted}"
-        masked = _mask(self._ordinary, text)
+        # Names that the normaliser kept in traditional spelling are converted
+        # here, like the brand words, so that 啟程 in a post matches 启程 in
+        # config and the other way round.
+        masked = _mask(self._ordinary, to_simplified(text))
 
         evidence: list[str] = []
         models = self._find_models(masked)
@@ -172,14 +182,15 @@ class RelevanceMatcher:
         if not evidence:
             evidence.extend(self._find_ambiguous(masked))
 
-        competitors = self._competitors.find(masked)
+        competitors, competitor_models = self._competitors.find(masked)
         relevant = bool(evidence)
         return Relevance(
             relevant=relevant,
             brand=self.brand.name if relevant else None,
-            models=tuple(dict.fromkeys(models)),
+            models=tuple(dict.fromkeys([*models, *competitor_models])),
             competitors=competitors,
             evidence=tuple(dict.fromkeys(evidence)),
+            competitor_models=competitor_models,
         )
 
     def _find_models(self, masked: str) -> list[str]:
@@ -261,51 +272,87 @@ def _token_pattern(models: Iterable[str]) -> re.Pattern | None:
     return _alternation((_fold(model) for model in models), whole_words=True)
 
 
-def _compile_competitors(brand: Brand) -> _Competitors:
+def _compile_competitors(
+    brand: Brand, other_product: re.Pattern | None
+) -> _Competitors:
     """Collect the competitors' names, aliases and models into one pattern.
 
     Two-character Chinese names are often ordinary words (理想 "ideal", 小米
     "millet"), so they need a car word of two or more characters right after
     them: the single "车" of "开车" is no evidence. Single Chinese characters
-    among the models (汉) are skipped for the same reason.
+    among the models (汉) are skipped for the same reason. A word that is also
+    one of the brand's own models stays the brand's.
     """
-    words: dict[str, tuple[str, bool]] = {}
+    own_models = {_fold(model).lower() for model in brand.models}
+    words: dict[str, _CompetitorWord] = {}
     for competitor in brand.competitors:
-        for word in (competitor.name, *competitor.aliases, *competitor.models):
-            word = _fold(word).lower()
+        spellings = [(w, False) for w in (competitor.name, *competitor.aliases)]
+        spellings += [(model, True) for model in competitor.models]
+        for spelling, is_model in spellings:
+            word = _fold(spelling).lower()
             if not word or (len(word) == 1 and not word.isascii()):
                 continue
+            if word in own_models:
+                continue
             needs_context = len(word) == 2 and not word.isascii()
-            words.setdefault(word, (competitor.name, needs_context))
+            model = spelling.strip() if is_model else None
+            words.setdefault(
+                word, _CompetitorWord(competitor.name, model, needs_context)
+            )
     if not words:
-        return _Competitors(None, words, None)
+        return _Competitors(None, words, None, None)
     ordered = sorted(words, key=len, reverse=True)
     pattern = re.compile("|".join(re.escape(word) for word in ordered))
     car_words = _alternation(_fold(w) for w in brand.context_words if len(w) > 1)
-    return _Competitors(pattern, words, car_words)
+    return _Competitors(pattern, words, car_words, other_product)
+
+
+class _CompetitorWord(NamedTuple):
+    competitor: str
+    # The model's spelling in config, or None for a name or an alias.
+    model: str | None
+    needs_context: bool
 
 
 class _Competitors(NamedTuple):
     pattern: re.Pattern | None
-    words: dict[str, tuple[str, bool]]
+    words: dict[str, _CompetitorWord]
     car_words: re.Pattern | None
+    other_product: re.Pattern | None
 
-    def find(self, text: str) -> tuple[str, ...]:
-        """Return the competitor names found in ``text``, in order of appearance."""
+    def find(self, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Return the competitor names and models in ``text``, in order of appearance.
+
+        A model next to a word of another product ("华为P7手机") is skipped, as
+        the brand's own models are, and names no competitor either.
+        """
         if self.pattern is None:
-            return ()
+            return (), ()
         lowered = text.lower()
-        found = []
+        names, models = [], []
         for match in self.pattern.finditer(lowered):
             start, end = match.span()
             if _inside_ascii_word(lowered, start, end):
                 continue
-            name, needs_context = self.words[match.group()]
+            word = self.words[match.group()]
             after = lowered[end : end + _COMPETITOR_CONTEXT_WINDOW]
-            if needs_context and not (self.car_words and self.car_words.search(after)):
+            if word.needs_context and not (
+                self.car_words and self.car_words.search(after)
+            ):
                 continue
-            found.append(name)
-        return tuple(dict.fromkeys(found))
+            if word.model is not None:
+                if self._other_product_near(lowered, start, end):
+                    continue
+                models.append(word.model)
+            names.append(word.competitor)
+        return tuple(dict.fromkeys(names)), tuple(dict.fromkeys(models))
+
+    def _other_product_near(self, text: str, start: int, end: int) -> bool:
+        if self.other_product is None:
+            return False
+        left = text[max(0, start - _OTHER_PRODUCT_WINDOW) : start]
+        right = text[end : end + _OTHER_PRODUCT_WINDOW]
+        return self.other_product.search(f"{left} {right}") is not None
 
 
 def _inside_ascii_word(text: str, start: int, end: int) -> bool:

@@ -1,10 +1,26 @@
-"""Tests for nlp.normalize: HTML, NFKC, links, repost chains and hostile input."""
+"""Tests for nlp.normalize: HTML, NFKC, OpenCC, links, repost chains, hostile input."""
 
 from __future__ import annotations
 
+import subprocess
 import time
+from pathlib import Path
 
-from nlp.normalize import MAX_INPUT_CHARS, normalize
+import opencc
+import pytest
+
+import config
+from config import Brand
+from nlp import lexicon
+from nlp.normalize import (
+    MAX_INPUT_CHARS,
+    PHRASE_ONLY_IGNORED,
+    Normalizer,
+    fold_characters,
+    normalize,
+    protected_names,
+    to_simplified,
+)
 
 
 def test_full_width_becomes_half_width():
@@ -177,3 +193,205 @@ def test_hostile_patterns_are_fast():
         start = time.perf_counter()
         normalize(raw)
         assert time.perf_counter() - start < 0.5, name
+
+
+def test_opencc_converts_whole_traditional_post():
+    result = normalize("蔚來ES6車機當機，剎車也有異音，客服說無法處理")
+    assert result.text == "蔚来ES6车机当机,刹车也有异音,客服说无法处理"
+
+
+def test_opencc_converts_phrases():
+    assert to_simplified("據瞭解,車主回覆說頭髮") == "据了解,车主回复说头发"
+
+
+def test_place_kept_while_ordinary_word_converted():
+    normalizer = Normalizer(protected=("乾安",))
+    assert normalizer.normalize("乾安的車很乾淨").text == "乾安的车很干净"
+
+
+def test_unprotected_place_is_rewritten():
+    # The conversion that protection exists for: OpenCC turns the county
+    # 乾安 into 干安.
+    assert normalize("乾安的車很乾淨").text == "干安的车很干净"
+
+
+def test_protected_argument_of_normalize():
+    result = normalize("乾安4S店的車機又黑屏", protected=("乾安",))
+    assert result.text == "乾安4S店的车机又黑屏"
+
+
+def test_brand_normalizer_keeps_configured_places(brand):
+    assert "乾安" in brand.places
+    result = Normalizer.for_brand(brand).normalize("乾安門店說車機沒問題,很乾脆")
+    assert result.text == "乾安门店说车机没问题,很干脆"
+
+
+def test_protected_names_cover_brand_competitors_places(brand):
+    names = protected_names(brand)
+    assert brand.name in names
+    assert "啟程汽車" in names
+    assert "QC7" in names
+    assert "蔚来" in names
+    assert "Model Y" in names
+    assert "乾安" in names
+
+
+def test_traditional_protected_name_kept_as_written():
+    brand = Brand(name="啟程汽車", aliases=("啟程",), places=("乾安",))
+    normalizer = Normalizer.for_brand(brand)
+    assert normalizer.normalize("啟程汽車的車機").text == "啟程汽車的车机"
+    assert normalizer.normalize("啟程的售後").text == "啟程的售后"
+    assert normalizer.normalize("启程汽车的车机").text == "启程汽车的车机"
+
+
+def test_protected_name_in_simplified_text():
+    # 乾 alone starts a conversion, which must leave the protected name alone.
+    normalizer = Normalizer(protected=("乾安",))
+    assert normalizer.to_simplified("乾安的车很干净") == "乾安的车很干净"
+    assert normalizer.to_simplified("去乾安") == "去乾安"
+    assert normalizer.to_simplified("乾县的车很干净") == "干县的车很干净"
+
+
+def test_simplified_text_unchanged_by_conversion():
+    texts = [
+        "QC7车机黑屏三次了,4S店说没问题,什么情况",
+        "车被打坏了,怎么办",
+        "[怒]@启程汽车客服 #续航缩水# http://t.cn/A6xyz",
+        "",
+    ]
+    for text in texts:
+        # Returning the same object shows that OpenCC was not called.
+        assert to_simplified(text) is text, text
+
+
+def test_simplified_text_with_phrase_characters_unchanged():
+    # 沈 and 覆 start a conversion (沈默 becomes 沉默), which leaves these alone.
+    for text in ("沈阳的门店服务不错", "覆盖范围太小,信号不好"):
+        assert to_simplified(text) == text
+
+
+def test_cue_phrases_unchanged_by_conversion():
+    for name, value in vars(lexicon).items():
+        tables = value.values() if isinstance(value, dict) else [value]
+        for table in tables:
+            if not isinstance(table, tuple):
+                continue
+            for entry in table:
+                if isinstance(entry, str):
+                    assert to_simplified(entry) == entry, (name, entry)
+
+
+def test_brand_words_fold_to_one_spelling():
+    assert fold_characters("啟程汽車") == fold_characters("启程汽车") == "启程汽车"
+    assert fold_characters("ＱＣ７") == "QC7"
+
+
+OPENCC_DICT_TOOL = Path(opencc.__file__).parent / "clib" / "bin" / "opencc_dict"
+OPENCC_DICTIONARIES = Path(opencc.__file__).parent / "clib" / "share" / "opencc"
+
+
+@pytest.mark.skipif(
+    not OPENCC_DICT_TOOL.exists(), reason="the opencc wheel has no opencc_dict tool"
+)
+def test_every_phrase_conversion_detected(tmp_path):
+    """Each phrase of OpenCC's t2s dictionary converts as OpenCC converts it.
+
+    A phrase whose changed characters are all common simplified ones (毛坏 to
+    毛坯) may stay as it is: those characters start no conversion.
+    """
+    dump = tmp_path / "TSPhrases.txt"
+    subprocess.run(
+        [
+            str(OPENCC_DICT_TOOL),
+            *("-i", str(OPENCC_DICTIONARIES / "TSPhrases.ocd2")),
+            *("-o", str(dump), "-f", "ocd2", "-t", "text"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    converter = opencc.OpenCC("t2s")
+    phrases = [line.split("\t")[0] for line in dump.read_text("utf-8").splitlines()]
+    assert len(phrases) > 100
+    for phrase in phrases:
+        expected = converter.convert(phrase)
+        changed = {a for a, b in zip(phrase, expected, strict=True) if a != b}
+        result = to_simplified(phrase)
+        if changed and changed <= set(PHRASE_ONLY_IGNORED):
+            assert result in (phrase, expected)
+        else:
+            assert result == expected, phrase
+
+
+def test_feed_title_img_alt_without_quotes():
+    result = normalize('<img alt=[围观] src="x"/>车机又黑屏')
+    assert result.text == "[围观]车机又黑屏"
+    assert result.emoticons == {"围观": 1}
+
+
+def test_feed_title_marker_removed():
+    result = normalize("[围观][围观] - 转发 车机黑屏了")
+    assert result.text == "车机黑屏了"
+    assert result.quoted == ""
+    assert result.emoticons == {"围观": 2}
+
+
+def test_feed_title_marker_keeps_own_words():
+    result = normalize("太离谱了 - 转发 车机黑屏了")
+    assert result.text == "太离谱了 车机黑屏了"
+
+
+def test_feed_repost_with_author_is_a_chain():
+    result = normalize("太差了 - 转发 @车主小王: QC7又坏了")
+    assert result.text == "太差了"
+    assert result.quoted == "@车主小王: QC7又坏了"
+    assert result.mentions == ("车主小王",)
+
+
+def test_repost_adding_only_filler_has_no_own_words():
+    for raw in (
+        "转发微博//@车主小王:QC7又趴窝了",
+        "轉發微博 //@车主小王:QC7又趴窝了",
+        "[doge][doge]//@车主小王:QC7又趴窝了",
+        "转发微博 [怒]//@车主小王:QC7又趴窝了",
+        "😡😡//@车主小王:QC7又趴窝了",
+        "转发微博",
+    ):
+        result = normalize(raw)
+        assert result.text == "", raw
+
+
+def test_repost_filler_keeps_emoticon_counts():
+    result = normalize("[doge][doge]//@车主小王:QC7又趴窝了[怒]")
+    assert result.text == ""
+    assert result.emoticons == {"doge": 2, "怒": 1}
+
+
+def test_emoticon_only_post_keeps_its_text():
+    assert normalize("[怒][怒]").text == "[怒][怒]"
+
+
+def test_repost_with_own_words_keeps_them():
+    result = normalize("转发一下,同款问题//@车主小王:QC7又趴窝了")
+    assert result.text == "转发一下,同款问题"
+
+
+def write_config(tmp_path, places: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"brand: {{name: 启程汽车, places: {places}}}\n"
+        "sources: [{name: demo, kind: replay, path: posts.jsonl}]\n"
+        "alerts: {alert_levels: []}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_places_loaded_from_config(tmp_path):
+    brand = config.load(write_config(tmp_path, "[乾安, 乾县]")).brand
+    assert brand.places == ("乾安", "乾县")
+    assert Normalizer.for_brand(brand).normalize("乾县").text == "乾县"
+
+
+def test_places_must_be_a_list(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"brand\.places: expected a list"):
+        config.load(write_config(tmp_path, "乾安"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import make_item
 
 from config import Brand, Competitor
 from nlp.normalize import normalize
@@ -147,3 +148,87 @@ def test_empty_text(matcher):
     result = match(matcher, "")
     assert not result.relevant
     assert result.evidence == ()
+
+
+def test_competitor_model_kept_apart(matcher):
+    result = match(matcher, "小米ＳＵ７高速刹车异响")
+    assert not result.relevant
+    assert result.competitors == ("小米",)
+    assert result.models == ("SU7",)
+    assert result.competitor_models == ("SU7",)
+
+
+def test_own_models_listed_before_competitors(matcher):
+    result = match(matcher, "开过小鹏P7再开QC7,还是QC7舒服")
+    assert result.relevant
+    assert result.models == ("QC7", "P7")
+    assert result.competitor_models == ("P7",)
+    assert "P7" not in result.evidence
+
+
+def test_competitor_model_of_other_product_skipped(matcher):
+    result = match(matcher, "华为P7手机又卡了")
+    assert result.models == ()
+    assert result.competitors == ()
+
+
+def test_competitor_model_spelled_as_in_config(matcher):
+    result = match(matcher, "model y 提车一周就异响")
+    assert result.competitor_models == ("Model Y",)
+    assert result.competitors == ("特斯拉",)
+
+
+def test_competitor_sharing_own_model_name():
+    brand = Brand(
+        name="启程汽车",
+        models=("M7",),
+        competitors=(Competitor(name="问界", models=("M7", "M9")),),
+    )
+    result = match(RelevanceMatcher(brand), "M7和M9都试驾了")
+    assert result.relevant
+    assert result.models == ("M7", "M9")
+    assert result.competitor_models == ("M9",)
+
+
+@pytest.mark.parametrize(
+    ("text", "competitor", "model"),
+    [
+        ("蔚來ES6車機當機，剎車也有異音，客服說無法處理", "蔚来", "ES6"),
+        ("問界M7 續航縮水", "问界", "M7"),
+    ],
+)
+def test_traditional_post_finds_competitor_and_model(analyzer, text, competitor, model):
+    item = make_item(text)
+    [assessment] = analyzer.analyse([item])
+
+    assert assessment.relevance.competitors == (competitor,)
+    assert assessment.relevance.competitor_models == (model,)
+    assert not assessment.relevance.relevant
+    assert item.text == text
+    assert assessment.normalized.text != text
+
+
+def test_traditional_brand_word_in_config():
+    brand = Brand(
+        name="啟程汽車",
+        aliases=("啟程",),
+        models=("QC7",),
+        context_words=("車", "售後"),
+        ordinary_senses=("啟程去",),
+    )
+    matcher = RelevanceMatcher(brand)
+    for text in ("啟程汽車的車機", "启程汽车的车机", "啟程的售後", "启程的售后"):
+        result = matcher.match(normalize(text, matcher.protected), text)
+        assert result.relevant, text
+        assert result.brand == "啟程汽車", text
+    for text in ("明天啟程去上海,坐車", "明天启程去上海,坐车"):
+        result = matcher.match(normalize(text, matcher.protected), text)
+        assert not result.relevant, text
+
+
+def test_place_in_config_is_no_brand_evidence(brand):
+    matcher = RelevanceMatcher(brand)
+    text = "乾安的路很乾淨"
+    result = matcher.match(normalize(text, matcher.protected), text)
+    assert not result.relevant
+    assert "乾安" in matcher.protected
