@@ -158,6 +158,8 @@ COMPLETED_MARKERS = (
     "今天下午",
     "今早",
     "入咗",
+    # "不投诉了,直接起诉": a lawsuit announced as decided, beyond a complaint.
+    r"直接(?=起诉|告上法庭|走法律程序|申请仲裁)",
     r"(?:投诉|举报|反映|申诉|打|报|发|找|去|提交|寄|联系|致电|起诉|告|写|递交|交|拨打|拨|上)(?:了|过|咗)",
     "提交",
     "递交",
@@ -454,6 +456,7 @@ POLARITY: dict[str, tuple[str, ...]] = {
         伤心 失落 不会再买 再也不买 再也不会 最后一次 不敢再 谨慎购买 掉坑 骂人 想骂
         开什么玩笑 有没有搞错 当我傻 欺骗 难搞 危险 太危险 安全隐患 竟然 隐瞒 翻新车
         事故车 拒绝三包 尴尬 不爽 不开心 闹剧 笑话
+        不高兴 不喜欢 不太满意 不划算 不好用 不省心 不安心 没那么好
         \[(?:怒|抓狂|吐|衰|泪|伤心|生病|失望|哼|鄙视|怒骂|晕|悲伤|委屈|可怜|汗|弱|崩溃|裂开)\]
         \bdisappoint\w* \bterrible\b \bawful\b \bworst\b \bhorrible\b \bfrustrat\w*
         \bangry\b \bannoy\w* \bupset\b \bunhappy\b \bridiculous\b \bunacceptable\b

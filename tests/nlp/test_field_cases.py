@@ -42,7 +42,6 @@ def test_competitor_found_however_typed(analyzer, text, competitor):
     assert assessment.relevance.relevant is False
 
 
-@pytest.mark.xfail(strict=True, reason="competitors' model names are not recorded yet")
 def test_competitor_model_recorded(analyzer):
     [assessment] = analyzer.analyse([make_item("小米ＳＵ７高速刹车异响")])
 
@@ -64,10 +63,6 @@ def test_emoticons_become_counts(brand, text, code, count, words):
     assert Segmenter.for_brand(brand)(normalized.text) == words
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an <img alt> emoticon and a '- 转发' feed title are not cleaned yet",
-)
 def test_feed_title_markup_cleaned():
     title = '<img alt=[围观] src="x"/> - 转发'
     with_spaces = normalize(f"{title} 车机黑屏了 O网页链接\u200b\u200b\u200b")
@@ -91,12 +86,10 @@ def test_negation_cases(analyzer, text, kind):
     assert kind_of(analyzer, text) == kind
 
 
-@pytest.mark.xfail(strict=True, reason="不高兴 is read as the positive word 高兴")
 def test_not_happy_is_negative(analyzer):
     assert kind_of(analyzer, "我今天很不高兴") == "grievance"
 
 
-@pytest.mark.xfail(strict=True, reason="不投诉了 hides the lawsuit that follows it")
 def test_lawsuit_after_negated_complaint(analyzer):
     assert kind_of(analyzer, "不投诉了，直接起诉") == "complaint"
 
