@@ -154,7 +154,9 @@ def _subject(decision: AlertDecision, item: Item, assessment: Assessment) -> str
     kind = KIND_NAMES_ZH[decision.kind]
     if decision.kind == "grievance" and decision.high_risk:
         kind += "·高风险"
-    models = "/".join(assessment.relevance.models[:2])
+    relevance = assessment.relevance
+    own = [m for m in relevance.models if m not in relevance.competitor_models]
+    models = "/".join(own[:2])
     summary = header_safe(
         item.title or assessment.normalized.text or item.text, SUMMARY_CHARS
     )

@@ -148,6 +148,7 @@ def classification_row(
         "brand": relevance.brand,
         "models": list(relevance.models),
         "competitors": list(relevance.competitors),
+        "competitor_models": list(relevance.competitor_models),
         "truncated": assessment.normalized.truncated,
         "created_at": now,
     }
@@ -230,6 +231,7 @@ def relevance_from_row(row: Mapping[str, Any]) -> Relevance:
         brand=row["brand"],
         models=tuple(row["models"]),
         competitors=tuple(row["competitors"]),
+        competitor_models=tuple(row["competitor_models"]),
     )
 
 

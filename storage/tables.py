@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -154,6 +155,9 @@ class ClassificationRow(Base):
     brand: Mapped[str | None] = mapped_column(Text)
     models: Mapped[list[str]] = mapped_column(JSON)
     competitors: Mapped[list[str]] = mapped_column(JSON)
+    competitor_models: Mapped[list[str]] = mapped_column(
+        JSON, server_default=text("'[]'")
+    )
     truncated: Mapped[bool]
     created_at: Mapped[datetime]
 

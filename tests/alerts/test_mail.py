@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.policy import default as default_policy
 
@@ -110,6 +111,20 @@ def test_subject_round_trips_through_parser():
 
     assert parsed["Subject"] == composed.subject
     assert composed.subject.startswith("[烽火·危机] 投诉 | QC7 | 启程QC7")
+
+
+def test_subject_names_only_the_brands_own_models():
+    assessment = make_assessment()
+    compared = replace(
+        assessment,
+        relevance=replace(
+            assessment.relevance, models=("QC7", "SU7"), competitor_models=("SU7",)
+        ),
+    )
+    composed, _ = build(make_item(title="QC7和SU7比,刹车失灵"), compared)
+
+    assert "| QC7 |" in composed.subject
+    assert "SU7 |" not in composed.subject
 
 
 def test_message_is_ascii_with_crlf():

@@ -87,7 +87,11 @@ def make_assessment(kind: str = "complaint", *, graded: bool = True) -> Assessme
     return Assessment(
         normalized=NormalizedText(text="刹车异响", truncated=True),
         relevance=Relevance(
-            relevant=True, brand="启程汽车", models=("QC7",), competitors=("比亚迪",)
+            relevant=True,
+            brand="启程汽车",
+            models=("QC7", "汉"),
+            competitors=("比亚迪",),
+            competitor_models=("汉",),
         ),
         classification=Classification(
             kind=kind,
