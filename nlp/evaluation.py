@@ -580,9 +580,7 @@ def analyse(analyzer, items: Sequence[Item], *, assume_relevant: bool = False):
     """Return the analyzer's assessments, optionally with every post relevant."""
     if not assume_relevant:
         return analyzer.analyse(items)
-    from nlp.normalize import normalize
-
-    normalized = [normalize(item.text) for item in items]
+    normalized = [analyzer.normalize(item) for item in items]
     relevance = [
         replace(analyzer.matcher.match(n, item.text), relevant=True)
         for n, item in zip(normalized, items, strict=True)
@@ -706,17 +704,18 @@ def cross_validate_corpus(
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     from nlp import model
-    from nlp.normalize import normalize
+    from nlp.normalize import normalize, protected_names
     from nlp.segment import Segmenter
     from nlp.trained import model_input, official_handles
 
     data = label_records(records)
     _check_folds(data.truths, folds)
     official = official_handles(brand)
+    protected = protected_names(brand)
     rows = []
     for index, record in enumerate(records):
         item = _checked_item(record, index, platform)
-        rows.append(model_input(normalize(item.text), item, official))
+        rows.append(model_input(normalize(item.text, protected), item, official))
     classifier = model.build_classifier(Segmenter.for_brand(brand))
     splitter = StratifiedKFold(folds, shuffle=True, random_state=model.RANDOM_STATE)
     predicted = cross_val_predict(classifier, rows, np.array(data.truths), cv=splitter)

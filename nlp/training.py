@@ -32,7 +32,7 @@ from config import Brand
 from items import KINDS
 from nlp import model
 from nlp.evaluation import RecordError, record_to_item
-from nlp.normalize import normalize
+from nlp.normalize import normalize, protected_names
 from nlp.segment import Segmenter
 from nlp.trained import TrainedClassifier, model_input, official_handles
 
@@ -125,6 +125,7 @@ def examples(
 ) -> tuple[list[tuple[str, dict]], list[str]]:
     """Return the model input rows and kinds of the records labelled with ``kinds``."""
     official = official_handles(brand)
+    protected = protected_names(brand)
     rows, labels = [], []
     for index, record in enumerate(records):
         kind = record["labels"]["kind"]
@@ -135,7 +136,7 @@ def examples(
         except RecordError as exc:
             logger.warning("training record skipped error=%s", exc)
             continue
-        rows.append(model_input(normalize(item.text), item, official))
+        rows.append(model_input(normalize(item.text, protected), item, official))
         labels.append(kind)
     return rows, labels
 
