@@ -3,7 +3,8 @@
 Times, on the same texts and pinned to one CPU with os.sched_setaffinity:
 
 - jieba.lcut alone (the global tokenizer, HMM on, jieba's default);
-- the project's Segmenter alone (user dictionary, negation joining);
+- the project's Segmenter alone (rjieba with the user dictionary, HMM off,
+  negation joining);
 - the nlp stage with the lexicon classifier, in batches of 500;
 - the nlp stage with the trained classifier, in batches of 500.
 
@@ -17,7 +18,9 @@ the relevance check. The texts are the car-forum posts of CCF BDCI 2018 from
 
 Without --model the trained classifier is trained in memory from the
 training files first (a few seconds, not timed). Each figure is the median of
-R timed passes after one warm-up pass.
+R timed passes after one warm-up pass. A pass is timed in CPU seconds of this
+process (time.process_time), which on an idle machine equal wall-clock seconds
+and which other processes on a busy machine distort less.
 """
 
 from __future__ import annotations
@@ -84,13 +87,13 @@ def make_items(texts: Sequence[str]) -> list[Item]:
 
 
 def posts_per_second(run: Callable[[], None], count: int, repeat: int) -> float:
-    """Run once to warm up, then return count over the median of ``repeat`` runs."""
+    """Warm up once, then return count over the median CPU time of ``repeat`` runs."""
     run()
     seconds = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started = time.process_time()
         run()
-        seconds.append(time.perf_counter() - started)
+        seconds.append(time.process_time() - started)
     return count / statistics.median(seconds)
 
 
@@ -140,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     characters = sum(len(t) for t in texts)
     print(
         f"{len(texts)} posts from {path}, {characters / len(texts):.0f} characters "
-        f"on average, CPU {cpu}, median of {args.repeat}"
+        f"on average, CPU {cpu}, median of {args.repeat}, jieba {jieba.__version__}, "
+        f"{Segmenter.engine_version()}"
     )
     baseline = None
     for name, run in rows:

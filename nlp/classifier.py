@@ -125,8 +125,16 @@ class LexiconClassifier:
         """Return the kind of one post with its confidence and deciding cues."""
         if not relevance.relevant:
             return _irrelevant(relevance)
+        scan, evidence = self.examine(normalized, item)
+        return self.decide(scan, evidence, item)
+
+    def examine(self, normalized: NormalizedText, item: Item) -> tuple[Scan, Evidence]:
+        """Scan one post and collect its cues, for :meth:`decide` and cue features."""
         scan = cues.scan(post_text(normalized))
-        evidence = gather(scan, normalized, item, self._official)
+        return scan, gather(scan, normalized, item, self._official)
+
+    def decide(self, scan: Scan, evidence: Evidence, item: Item) -> Classification:
+        """Return the kind of a relevant post from its scan and collected cues."""
         if evidence.spam is not None and not evidence.first_hand:
             return _result("irrelevant", 1, 0, [Cue("spam", evidence.spam.text)])
         if item.author.role in NON_CUSTOMER_ROLES:

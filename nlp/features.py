@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from items import Item, NormalizedText
 from nlp import cues, lexicon
-from nlp.classifier import COMPLAINT_PLATFORMS, gather, post_text
+from nlp.classifier import COMPLAINT_PLATFORMS, Evidence, gather, post_text
+from nlp.cues import Scan
 
 MAX_COUNT = 3
 _NEGATION_CODES = frozenset({"double_negation", "shifted_negation"})
@@ -60,12 +61,31 @@ def cue_features(
     """Return the cue features of one post as a name-to-count dict."""
     scan = cues.scan(post_text(normalized))
     evidence = gather(scan, normalized, item, official_accounts)
+    return evidence_features(scan, evidence, normalized, item)
+
+
+def evidence_features(
+    scan: Scan, evidence: Evidence, normalized: NormalizedText, item: Item
+) -> dict[str, float]:
+    """Return the cue features of a post that the lexicon classifier has examined.
+
+    ``scan`` and ``evidence`` must come from the same post, for example from
+    ``LexiconClassifier.examine``, which saves scanning the text a second time.
+    """
     counts: dict[str, float] = {}
 
     def add(name: str, value: float) -> None:
         if value:
             counts[name] = min(float(value), MAX_COUNT)
 
+    _add_actions(scan, evidence, item, add)
+    _add_polarity(evidence.polarity, add)
+    _add_context(scan, evidence, normalized, item, add)
+    return counts
+
+
+def _add_actions(scan: Scan, evidence: Evidence, item: Item, add) -> None:
+    """Count the actions, threats and demands of a post."""
     # gather() adds the complaint platform a post was filed on as an action
     # with an empty span. It is counted apart, as complaint_platform.
     actions = [
@@ -84,7 +104,11 @@ def cue_features(
     add("strong_demand", len(set(evidence.demands) & set(lexicon.STRONG_DEMANDS)))
     add("complaint_platform", item.platform in COMPLAINT_PLATFORMS)
 
-    _add_polarity(evidence.polarity, add)
+
+def _add_context(
+    scan: Scan, evidence: Evidence, normalized: NormalizedText, item: Item, add
+) -> None:
+    """Count the questions, markers, author role and emoticons of a post."""
     add("negated_action", len(scan.hits(cues.NEGATED_ACTIONS)))
     add("question_mark", normalized.text.count("?") + normalized.quoted.count("?"))
     add("question", evidence.question)
@@ -100,7 +124,6 @@ def cue_features(
         add(f"author_role={item.author.role}", 1)
     for code, count in normalized.emoticons.items():
         add(f"emoticon=[{code}]", count)
-    return counts
 
 
 def _add_polarity(hits, add) -> None:

@@ -1,9 +1,11 @@
 """The trained kind classifier: a scikit-learn pipeline and its model file.
 
-The pipeline, called ``classifier``, joins three feature blocks: TF-IDF word
-1-2 grams over the jieba segmentation, TF-IDF character 1-3 grams, and the
-lexicon cue counts of :mod:`nlp.features` through a ``DictVectorizer``. A
-multinomial ``LogisticRegression`` with balanced class weights reads them. Its
+The pipeline, called ``classifier``, folds each text once with
+:class:`nlp.segment.Segmenter` and joins three feature blocks: TF-IDF word 1-2
+grams over the segmenter's words, TF-IDF character 1-3 grams, and the lexicon
+cue counts of :mod:`nlp.features` through a ``DictVectorizer``. The two TF-IDF
+blocks are the batch vectorizers of :mod:`nlp.ngrams`. A multinomial
+``LogisticRegression`` with balanced class weights reads the blocks. Its
 own probabilities are used as they are: out-of-fold on the training data they
 were better calibrated than sigmoid ``CalibratedClassifierCV`` (expected
 calibration error 0.040 against 0.090), and ``python pipeline.py train``
@@ -13,11 +15,13 @@ Exceptions: :class:`ModelError` covers every model file that cannot be used.
 
 The model file is a joblib dump of a plain dict: the metadata and the pickled
 pipeline as bytes. Loading reads the metadata first and unpickles the pipeline
-only when the scikit-learn and jieba versions and the user dictionary match.
+only when the scikit-learn version, the segmenter engine and its version, and
+the user dictionary match.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import warnings
@@ -25,19 +29,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jieba
 import joblib
 import numpy as np
+import scipy.sparse as sp
 import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.feature_extraction import DictVectorizer
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from items import Cue
 from nlp.features import readable
+from nlp.ngrams import CharNgramVectorizer, WordNgramVectorizer
 from nlp.segment import Segmenter
 
 logger = logging.getLogger(__name__)
@@ -48,7 +52,7 @@ RETRAIN_HINT = "retrain with: python pipeline.py train"
 MAX_MODEL_CUES = 5
 REQUIRED_METADATA = (
     "sklearn",
-    "jieba",
+    "segmenter",
     "dictionary_hash",
     "labels",
     "trained_at",
@@ -60,6 +64,7 @@ REQUIRED_METADATA = (
 # regularisation strength was chosen by cross-validation among 1, 10 and 30.
 CUE_WEIGHT = 0.25
 REGULARISATION_C = 10.0
+CHARACTER_NGRAMS = (1, 3)
 
 
 class ModelError(Exception):
@@ -76,25 +81,35 @@ def select_cues(rows: Sequence[tuple[str, dict]]) -> list[dict]:
     return [row[1] for row in rows]
 
 
+def fold_texts(
+    rows: Sequence[tuple[str, dict]], segmenter: Segmenter
+) -> list[tuple[str, dict]]:
+    """Return model input rows with each text folded by ``segmenter``.
+
+    Folding once here saves folding the text again in each TF-IDF block.
+    """
+    return [(segmenter.fold(text), cues) for text, cues in rows]
+
+
 def build_classifier(
     segmenter: Segmenter,
     c: float = REGULARISATION_C,
     cue_weight: float = CUE_WEIGHT,
+    character_ngrams: tuple[int, int] = CHARACTER_NGRAMS,
 ) -> Pipeline:
     """Return the untrained ``classifier`` pipeline over (text, cue dict) rows."""
-    words = TfidfVectorizer(
-        tokenizer=segmenter,
+    words = WordNgramVectorizer(
+        tokenizer=segmenter.segment_folded,
         lowercase=False,
         token_pattern=None,
         ngram_range=(1, 2),
         min_df=2,
         sublinear_tf=True,
     )
-    characters = TfidfVectorizer(
+    characters = CharNgramVectorizer(
         analyzer="char",
-        preprocessor=segmenter.fold,
         lowercase=False,
-        ngram_range=(1, 3),
+        ngram_range=character_ngrams,
         min_df=2,
         sublinear_tf=True,
     )
@@ -115,7 +130,26 @@ def build_classifier(
         max_iter=3000,
         random_state=RANDOM_STATE,
     )
-    return Pipeline([("features", features), ("model", regression)])
+    fold = FunctionTransformer(fold_texts, kw_args={"segmenter": segmenter})
+    return Pipeline([("fold", fold), ("features", features), ("model", regression)])
+
+
+def transform_rows(classifier: Pipeline, rows: Sequence[tuple[str, dict]]):
+    """Return the CSR feature matrix of model input rows for a fitted classifier.
+
+    The matrix equals ``classifier[:-1].transform(rows)``. Calling the blocks
+    one by one skips the joblib set-up that ``FeatureUnion.transform`` repeats
+    on every call.
+    """
+    folded = classifier.named_steps["fold"].transform(rows)
+    union = classifier.named_steps["features"]
+    weights = union.transformer_weights or {}
+    blocks = []
+    for name, block in union.transformer_list:
+        matrix = block.transform(folded)
+        weight = weights.get(name)
+        blocks.append(matrix if weight is None else matrix * weight)
+    return sp.hstack(blocks).tocsr()
 
 
 def _block(select, vectorizer) -> Pipeline:
@@ -141,24 +175,33 @@ def coefficients(classifier: Pipeline) -> np.ndarray:
     return coef
 
 
-def explain(matrix, position: int, coef: np.ndarray, names: np.ndarray) -> list[Cue]:
-    """Return the features that pushed one row of a CSR matrix most toward a class.
+def explain_rows(
+    matrix, classes: np.ndarray, coef: np.ndarray, names: np.ndarray
+) -> list[list[Cue]]:
+    """Return, per row of a CSR matrix, the features that pushed it most toward a class.
 
-    ``coef`` is the coefficient row of that class. A feature's contribution
-    is its coefficient times its value, and only positive ones are kept.
+    ``classes[i]`` is the row of ``coef`` that belongs to the class of matrix
+    row ``i``. A feature's contribution is its coefficient times its value.
+    Up to MAX_MODEL_CUES positive contributions are kept per row, largest
+    first, and ties keep the column order.
     """
-    start, end = matrix.indptr[position], matrix.indptr[position + 1]
-    indices = matrix.indices[start:end]
-    contributions = matrix.data[start:end] * coef[indices]
-    order = np.argsort(-contributions, kind="stable")[:MAX_MODEL_CUES]
-    cues = []
-    for index in order:
-        if contributions[index] <= 0:
-            break
-        cues.append(_feature_cue(names[indices[index]]))
-    return cues
+    row_of_value = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    contributions = matrix.data * coef[classes[row_of_value], matrix.indices]
+    positive = np.flatnonzero(contributions > 0)
+    # lexsort is stable and sorts by row first, then by falling contribution,
+    # so the equal contributions of a row stay in column order.
+    positive = positive[np.lexsort((-contributions[positive], row_of_value[positive]))]
+    rows = row_of_value[positive]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    top = positive[rank < MAX_MODEL_CUES]
+    columns = matrix.indices[top]
+    explanations: list[list[Cue]] = [[] for _ in range(matrix.shape[0])]
+    for row, column in zip(row_of_value[top].tolist(), columns.tolist(), strict=True):
+        explanations[row].append(_feature_cue(names[column]))
+    return explanations
 
 
+@functools.lru_cache(maxsize=65_536)
 def _feature_cue(name: str) -> Cue:
     block, _, feature = name.partition(":")
     if block == "words":
@@ -186,15 +229,17 @@ def save(classifier: Pipeline, metadata: dict[str, Any], path: str | Path) -> Pa
 
 
 def library_versions() -> dict[str, str]:
-    return {"sklearn": sklearn.__version__, "jieba": jieba.__version__}
+    """Return the scikit-learn version and the segmenter engine with its version."""
+    return {"sklearn": sklearn.__version__, "segmenter": Segmenter.engine_version()}
 
 
 def load(path: str | Path, dictionary_hash: str) -> tuple[Pipeline, dict[str, Any]]:
     """Read a model file and return the classifier and its metadata.
 
     Raises ModelError when the file is missing or unreadable, when it was
-    written by other scikit-learn or jieba versions, or when it was trained
-    with another user dictionary than ``dictionary_hash``.
+    written with another scikit-learn version or another segmenter engine or
+    version, or when it was trained with another user dictionary than
+    ``dictionary_hash``.
     """
     # NOTE: unpickling runs code stored in the file, so only model files that
     # this program wrote may be loaded. The metadata checks do not prevent it.
@@ -241,20 +286,34 @@ def _read_metadata(path: Path) -> dict[str, Any]:
 
 
 def _check_metadata(path: Path, metadata: dict[str, Any], dictionary_hash: str) -> None:
-    missing = [key for key in REQUIRED_METADATA if not metadata.get(key)]
+    recorded = {**metadata, "segmenter": _recorded_segmenter(metadata)}
+    missing = [key for key in REQUIRED_METADATA if not recorded.get(key)]
     if missing:
         raise ModelError(
             f"{path}: the model file lacks {', '.join(missing)}; {RETRAIN_HINT}"
         )
     for library, version in library_versions().items():
-        saved = metadata.get(library)
+        saved = recorded[library]
         if saved != version:
             raise ModelError(
                 f"{path}: the model was trained with {library} {saved}, "
-                f"but {library} {version} is installed; {RETRAIN_HINT}"
+                f"but this install uses {library} {version}; {RETRAIN_HINT}"
             )
     if metadata.get("dictionary_hash") != dictionary_hash:
         raise ModelError(
             f"{path}: the model was trained with another user dictionary (the brand "
             f"and competitor names in the config changed); {RETRAIN_HINT}"
         )
+
+
+def _recorded_segmenter(metadata: dict[str, Any]) -> str | None:
+    """Return the segmenter a model was trained with, as "rjieba 0.2.2".
+
+    Model files written before the segmenter was recorded cut with jieba and
+    record only its version.
+    """
+    if metadata.get("segmenter"):
+        return metadata["segmenter"]
+    if metadata.get("jieba"):
+        return f"jieba {metadata['jieba']}"
+    return None

@@ -23,7 +23,7 @@ from config import Brand
 from items import KINDS, Classification, Cue, Item, NormalizedText, Relevance
 from nlp import cues, model
 from nlp.classifier import LexiconClassifier, check_batch, post_text, root_cause
-from nlp.features import cue_features
+from nlp.features import cue_features, evidence_features
 from nlp.model import RETRAIN_HINT, ModelError
 from nlp.normalize import normalize
 from nlp.segment import Segmenter
@@ -144,44 +144,54 @@ class TrainedClassifier:
         relevance: Sequence[Relevance],
         items: Sequence[Item],
     ) -> list[Classification]:
-        """Classify posts in order; the three sequences must have the same length."""
+        """Classify posts in order; the three sequences must have the same length.
+
+        Each relevant post is scanned once: the lexicon decision and the cue
+        features share the scan and the collected cues.
+        """
         check_batch(normalized, relevance, items)
         results: list[Classification] = []
-        rows, positions = [], []
+        rows, scans, positions = [], [], []
         for index, (n, r, item) in enumerate(
             zip(normalized, relevance, items, strict=True)
         ):
-            lexicon_result = self.lexicon.classify(n, r, item)
+            if not r.relevant:
+                results.append(self.lexicon.classify(n, r, item))
+                continue
+            scan, evidence = self.lexicon.examine(n, item)
+            lexicon_result = self.lexicon.decide(scan, evidence, item)
             results.append(lexicon_result)
             if lexicon_result.kind != "irrelevant":
-                rows.append(model_input(n, item, self._official))
+                rows.append((scan.text, evidence_features(scan, evidence, n, item)))
+                scans.append(scan)
                 positions.append(index)
         if rows:
-            decided = self._predict(rows, [results[i] for i in positions])
+            lexicon_results = [results[i] for i in positions]
+            decided = self._predict(rows, scans, lexicon_results)
             for index, classification in zip(positions, decided, strict=True):
                 results[index] = classification
         return results
 
     def _predict(
-        self, rows: list[tuple[str, dict]], lexicon_results: list[Classification]
+        self,
+        rows: list[tuple[str, dict]],
+        scans: list[cues.Scan],
+        lexicon_results: list[Classification],
     ) -> list[Classification]:
-        matrix = self.classifier.named_steps["features"].transform(rows).tocsr()
-        probabilities = self.classifier.named_steps["model"].predict_proba(matrix)
-        decided = []
-        for position, lexicon_result in enumerate(lexicon_results):
-            best = int(np.argmax(probabilities[position]))
-            kind = self._classes[best]
-            model_cues = model.explain(matrix, position, self._coef[best], self._names)
-            decided.append(
-                self._combine(
-                    kind,
-                    float(probabilities[position][best]),
-                    model_cues,
-                    lexicon_result,
-                    rows[position][0],
-                )
+        matrix = model.transform_rows(self.classifier, rows)
+        probabilities = self.classifier[-1].predict_proba(matrix)
+        best = np.argmax(probabilities, axis=1)
+        explanations = model.explain_rows(matrix, best, self._coef, self._names)
+        return [
+            self._combine(
+                self._classes[best[position]],
+                float(probabilities[position, best[position]]),
+                explanations[position],
+                lexicon_result,
+                scans[position],
             )
-        return decided
+            for position, lexicon_result in enumerate(lexicon_results)
+        ]
 
     def _combine(
         self,
@@ -189,7 +199,7 @@ class TrainedClassifier:
         confidence: float,
         model_cues: list[Cue],
         lexicon_result: Classification,
-        text: str,
+        scan: cues.Scan,
     ) -> Classification:
         """Return the model's kind with the lexicon's demands, channels and cause.
 
@@ -198,7 +208,7 @@ class TrainedClassifier:
         """
         cause = lexicon_result.root_cause
         if kind in GRADED_KINDS and cause is None:
-            cause = root_cause(cues.scan(text))
+            cause = root_cause(scan)
         lexicon_cues = lexicon_result.cues[:_MAX_LEXICON_CUES]
         return replace(
             lexicon_result,

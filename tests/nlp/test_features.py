@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from conftest import make_item
+import json
 
-from nlp.features import MAX_COUNT, cue_features, readable
+from conftest import PROJECT_ROOT, make_item
+
+from items import Relevance
+from nlp import cues
+from nlp.classifier import LexiconClassifier
+from nlp.evaluation import record_to_item
+from nlp.features import MAX_COUNT, cue_features, evidence_features, readable
 from nlp.normalize import normalize
+from nlp.trained import official_handles
 
 OFFICIAL = ("@启程汽车",)
 
@@ -69,3 +76,27 @@ def test_filing_platform_not_counted_as_text_action():
     result = features("QC5异响多次维修未解决", platform="12365auto")
     assert result["complaint_platform"] == 1
     assert "action_taken" not in result
+
+
+def demo_posts():
+    path = PROJECT_ROOT / "demo" / "posts.jsonl"
+    records = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+    return [record_to_item(record, index) for index, record in enumerate(records)]
+
+
+def test_shared_scan_gives_same_features(brand):
+    classifier = LexiconClassifier(official_accounts=brand.official_accounts)
+    official = official_handles(brand)
+    relevant = Relevance(relevant=True, brand=brand.name)
+    items = demo_posts()
+    assert len(items) > 100
+    for item in items:
+        normalized = normalize(item.text)
+        cues.scan.cache_clear()
+        separate = cue_features(normalized, item, official)
+        cues.scan.cache_clear()
+        scan, evidence = classifier.examine(normalized, item)
+        decided = classifier.decide(scan, evidence, item)
+        shared = evidence_features(scan, evidence, normalized, item)
+        assert shared == separate, item.external_id
+        assert decided == classifier.classify(normalized, relevant, item)

@@ -17,6 +17,7 @@ from items import KINDS
 from nlp import Analyzer, model
 from nlp.model import ModelError
 from nlp.normalize import normalize
+from nlp.segment import Segmenter
 from nlp.trained import TrainedClassifier
 from nlp.training import (
     TrainingData,
@@ -181,7 +182,8 @@ def test_training_rejects_missing_kind(brand):
 def test_metadata_records_versions_and_labels(trained):
     metadata = trained.metadata
     assert metadata["sklearn"] == model.library_versions()["sklearn"]
-    assert metadata["jieba"] == model.library_versions()["jieba"]
+    assert metadata["segmenter"] == Segmenter.engine_version()
+    assert metadata["segmenter"].startswith("rjieba ")
     assert metadata["labels"] == ["complaint", "grievance", "neutral", "praise"]
     assert len(metadata["dictionary_hash"]) == 64
     assert len(metadata["data_hash"]) == 64
@@ -249,6 +251,25 @@ def test_other_library_version_rejected(model_file, tmp_path, brand):
     changed = tmp_path / "old.joblib"
     joblib.dump(envelope, changed)
     with pytest.raises(ModelError, match="sklearn 0.1.*retrain with"):
+        TrainedClassifier.load(changed, brand)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "message"),
+    [
+        ({"segmenter": "jieba 0.42.1"}, "segmenter jieba 0.42.1"),
+        ({"segmenter": "rjieba 0.1.0"}, "segmenter rjieba 0.1.0"),
+        ({"segmenter": None, "jieba": "0.42.1"}, "segmenter jieba 0.42.1"),
+        ({"segmenter": None}, "lacks segmenter"),
+    ],
+)
+def test_other_segmenter_rejected(model_file, tmp_path, brand, recorded, message):
+    envelope = joblib.load(model_file)
+    metadata = {**envelope["metadata"], **recorded}
+    envelope["metadata"] = {k: v for k, v in metadata.items() if v is not None}
+    changed = tmp_path / "segmenter.joblib"
+    joblib.dump(envelope, changed)
+    with pytest.raises(ModelError, match=f"{message}.*retrain with"):
         TrainedClassifier.load(changed, brand)
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import pickle
 
 import jieba
 import pytest
+import rjieba
 
-from nlp.segment import Segmenter, dictionary_hash, join_negation, user_words
+from nlp.segment import (
+    JiebaSegmenter,
+    Segmenter,
+    dictionary_hash,
+    join_negation,
+    user_words,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +43,13 @@ def test_inner_space_joined(segmenter):
     assert "su7" in segmenter("SU7 Ultra 提车三天就漏水")
     assert "model3" in segmenter("Model 3 的续航")
     assert "qichengauto" in segmenter("Qicheng  Auto service")
+
+
+def test_spaced_word_with_punctuation_joined():
+    segmenter = Segmenter(["C-HR", "Model 3"])
+    words = segmenter("丰田C- HR和Model  3")
+    assert "c-hr" in words
+    assert "model3" in words
 
 
 def test_traditional_alias_folded(brand, segmenter):
@@ -71,11 +86,45 @@ def test_emoticons_leave_the_words(segmenter):
     assert "黑屏" in words
 
 
-def test_global_tokenizer_untouched(segmenter):
+def test_global_tokenizers_untouched(brand, segmenter):
     segmenter("启程QC7")
+    JiebaSegmenter.for_brand(brand)("启程QC7")
     jieba.dt.initialize()
     assert "qc7" not in jieba.dt.FREQ
     assert "启程汽车" not in jieba.dt.FREQ
+    assert not rjieba.has_word("qc7")
+    assert not rjieba.has_word("启程汽车")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "小米ＳＵ７高速刹车异响",
+        "问界Ｍ7 车机又卡死",
+        "SU7 Ultra 提车三天就漏水",
+        "理想l9 二排屏幕黑了",
+        "对启程QC7的售后很不满意,不是不喜欢车",
+    ],
+)
+def test_rjieba_agrees_with_jieba(brand, segmenter, text):
+    reference = JiebaSegmenter.for_brand(brand)
+    assert segmenter(text) == reference(text)
+    assert segmenter.cut(segmenter.fold(text)) == reference.cut(reference.fold(text))
+
+
+def test_engine_versions():
+    assert (
+        Segmenter.engine_version() == f"rjieba {importlib.metadata.version('rjieba')}"
+    )
+    assert JiebaSegmenter.engine_version() == f"jieba {jieba.__version__}"
+
+
+def test_lone_surrogate_is_cut(segmenter):
+    words = segmenter("QC7 \ud83d 车机黑屏")
+    assert words[0] == "qc7"
+    assert words[1] == "\ufffd"
+    assert words[-1] == "黑屏"
+    assert len(words) == 4
 
 
 def test_pickle_round_trip(segmenter):
