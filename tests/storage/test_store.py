@@ -730,6 +730,18 @@ def test_migrations_from_empty_to_head(database_url: str) -> None:
         assert store.count_posts() == 0
 
 
+def test_upgrade_keeps_rows_without_competitor_models(store: Store) -> None:
+    [post_id] = store.add_items([make_item("1")])
+    store.save_assessments([post_id], [make_assessment()])
+    downgrade(store.engine, "0001")
+
+    store.migrate()
+
+    relevance = store.get_post(post_id).relevance
+    assert relevance.models == ("QC7", "汉")
+    assert relevance.competitor_models == ()
+
+
 def test_sqlite_connection_settings(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'nested' / 'folder' / 'fenghuo.db'}"
 

@@ -17,18 +17,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Rows written before this revision recorded no competitor models.
-    with op.batch_alter_table("classifications") as batch:
-        batch.add_column(
-            sa.Column(
-                "competitor_models",
-                sa.JSON(),
-                nullable=False,
-                server_default=sa.text("'[]'"),
-            )
-        )
+    # A plain ADD COLUMN: SQLite's batch mode would copy and drop the table,
+    # which other tables reference. Earlier rows recorded no competitor models.
+    op.add_column(
+        "classifications",
+        sa.Column(
+            "competitor_models",
+            sa.JSON(),
+            nullable=False,
+            server_default=sa.text("'[]'"),
+        ),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("classifications") as batch:
-        batch.drop_column("competitor_models")
+    op.drop_column("classifications", "competitor_models")
