@@ -194,10 +194,10 @@ class Config:
     brand: Brand
     sources: tuple[Source, ...]
     strategy: Literal["customer_first", "balanced", "assertive"] = "balanced"
-    # Which kind classifier the pipeline uses: the cue lexicons, or the model
-    # trained by "pipeline.py train" (trained on first use when the file is
-    # missing).
-    classifier: Literal["lexicon", "trained"] = "lexicon"
+    # Which kind classifier the pipeline uses: the model trained by
+    # "pipeline.py train" (trained on first use when the file is missing), or
+    # the cue lexicons alone.
+    classifier: Literal["lexicon", "trained"] = "trained"
     model_path: str = "data/model.joblib"
     strategies: dict[str, Thresholds] = field(default_factory=dict)
     timezone: str = "Asia/Shanghai"

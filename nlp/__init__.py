@@ -4,9 +4,11 @@ Each item goes through four steps: normalisation (HTML, NFKC, repost chains,
 traditional characters), brand relevance, classification into one of five
 kinds, and, for grievances and complaints, grading by the four factors into a
 level with a response deadline. Text and metadata go in; labels, confidences,
-cues, factor evidence and levels come out. The default classifier is built on
-the cue lexicons in :mod:`nlp.lexicon` and reads no files. The trained
-classifier (:class:`nlp.trained.TrainedClassifier`) reads one model file.
+cues, factor evidence and levels come out. The pipeline's default classifier
+is the trained one (:class:`nlp.trained.TrainedClassifier`), which reads one
+model file. An Analyzer built without a classifier uses the lexicon
+classifier, which is built on the cue lexicons in :mod:`nlp.lexicon` and reads
+no files.
 
 :class:`Analyzer` wires the steps and is what the pipeline calls.
 """

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
+from model_cache import shipped_model_path
 
 import pipeline
 
@@ -85,8 +87,18 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
+@functools.cache
+def project_config() -> Path:
+    """Return a copy of the project config that reads the session's model."""
+    data = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    data["model_path"] = str(shipped_model_path())
+    path = shipped_model_path().with_name("config.yaml")
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def run_evaluate(*args: str):
-    arguments = ["--config", str(CONFIG), "evaluate", *args]
+    arguments = ["--config", str(project_config()), "evaluate", *args]
     return CliRunner().invoke(pipeline.cli, arguments)
 
 

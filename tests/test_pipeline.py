@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from model_cache import shipped_model_path
 
 import pipeline
 from storage import Store
@@ -88,6 +89,7 @@ def write_config(tmp_path: Path, database_url: str, sources: list[dict]) -> Path
     data["storage"] = {"url": database_url}
     data["alerts"]["outbox"] = str(tmp_path / "outbox")
     data["sources"] = sources
+    data["model_path"] = str(shipped_model_path())
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
@@ -214,6 +216,7 @@ def test_demo_config_alerts_every_level(tmp_path):
     data["storage"] = {"url": f"sqlite:///{tmp_path / 'demo.db'}"}
     data["alerts"]["outbox"] = str(tmp_path / "outbox")
     data["sources"][0]["path"] = str(ROOT / "demo" / "posts.jsonl")
+    data["model_path"] = str(shipped_model_path())
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
 

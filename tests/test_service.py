@@ -14,6 +14,7 @@ import pytest
 import yaml
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from model_cache import shipped_model_path
 
 import config as config_module
 import pipeline
@@ -27,6 +28,7 @@ def write_config(tmp_path: Path, sources: list[dict]) -> Path:
     data["storage"] = {"url": f"sqlite:///{tmp_path / 'service.db'}"}
     data["alerts"]["outbox"] = str(tmp_path / "outbox")
     data["sources"] = sources
+    data["model_path"] = str(shipped_model_path())
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path

@@ -6,10 +6,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from model_cache import shipped_model_path
 
 import config
 from items import Author, Engagement, Item
 from nlp import Analyzer
+from nlp.trained import TrainedClassifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +30,17 @@ def brand(project_config) -> config.Brand:
 
 @pytest.fixture(scope="session")
 def analyzer(brand) -> Analyzer:
+    """The analyzer with the lexicon classifier, which needs no model file."""
     return Analyzer(brand, config.DEFAULT_STRATEGIES["balanced"], "balanced")
+
+
+@pytest.fixture(scope="session")
+def trained_analyzer(brand) -> Analyzer:
+    """The analyzer with the configured default: the model trained on training/."""
+    classifier = TrainedClassifier.load(shipped_model_path(), brand)
+    return Analyzer(
+        brand, config.DEFAULT_STRATEGIES["balanced"], "balanced", classifier=classifier
+    )
 
 
 def make_item(
