@@ -37,6 +37,7 @@ from typing import Any
 
 import config
 from items import KINDS, Assessment, Author, Engagement, Item
+from nlp.grade_scores import GradingFigures, grading_figures
 
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 _EPOCH = datetime(2026, 3, 1, tzinfo=UTC)
@@ -79,6 +80,7 @@ class Report:
     channels_f1: float
     root_cause_accuracy: float | None
     root_cause_support: int
+    grading: GradingFigures | None = None
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -157,6 +159,7 @@ def labelled_report(
         demands_f1=_micro_f1(labels, assessments, "demands"),
         channels_f1=_micro_f1(labels, assessments, "channels"),
         **_root_cause_figures(labels, assessments),
+        grading=grading_figures(labels, assessments),
     )
 
 
@@ -357,8 +360,14 @@ def format_report(report: Report) -> str:
         )
     lines += [f"macro-F1    {report.macro_f1:.3f}", ""]
     lines += _confusion_lines(report.confusion)
-    lines += [
-        f"complaint-vs-grievance F1: {report.complaint_f1_vs_grievance:.3f}",
+    lines.append(f"complaint-vs-grievance F1: {report.complaint_f1_vs_grievance:.3f}")
+    lines += _figure_lines(report)
+    return "\n".join(lines)
+
+
+def _figure_lines(report: Report) -> list[str]:
+    """Return the level, factor, demand, channel and root-cause lines of a report."""
+    lines = [
         f"level accuracy on true complaints: {_percent(report.level_accuracy)}"
         f" (n={report.level_support})",
         f"critical recall: {_percent(report.critical_recall)}"
@@ -370,7 +379,27 @@ def format_report(report: Report) -> str:
         f"root cause accuracy: {_percent(report.root_cause_accuracy)}"
         f" (n={report.root_cause_support})",
     ]
-    return "\n".join(lines)
+    if report.grading is not None:
+        lines += _grading_lines(report.grading)
+    return lines
+
+
+def _grading_lines(figures: GradingFigures) -> list[str]:
+    lines = [
+        f"level accuracy on true grievances and complaints: "
+        f"{_percent(figures.accuracy)} (n={figures.support})",
+        "level       precision  recall     f1  support",
+    ]
+    for level, scores in figures.per_level.items():
+        lines.append(
+            f"{level:<11} {scores.precision:9.3f} {scores.recall:7.3f} "
+            f"{scores.f1:6.3f} {scores.support:8d}"
+        )
+    shares = "  ".join(
+        f"{name} {_percent(share)}" for name, share in figures.factors.items()
+    )
+    lines.append(f"factors within one point (n={figures.factor_support}): {shares}")
+    return lines
 
 
 def _confusion_lines(confusion: Mapping[tuple[str, str], int]) -> list[str]:
@@ -763,10 +792,27 @@ def corpus_report_json(report: CorpusReport) -> dict[str, Any]:
     }
     if report.labelled is not None:
         details = asdict(report.labelled)
-        for key in ("total", "per_kind", "macro_f1", "confusion"):
+        for key in ("total", "per_kind", "macro_f1", "confusion", "grading"):
             details.pop(key)
         result["labelled"] = details
+        result.update(_grading_json(report.labelled.grading))
     return result
+
+
+def _grading_json(figures: GradingFigures | None) -> dict[str, Any]:
+    if figures is None:
+        return {}
+    return {
+        "level": {
+            "accuracy": figures.accuracy,
+            "complaint_accuracy": figures.complaint_accuracy,
+            "support": figures.support,
+            "per_level": {
+                level: asdict(scores) for level, scores in figures.per_level.items()
+            },
+        },
+        "factors": figures.factors,
+    }
 
 
 def format_corpus_report(report: CorpusReport) -> str:
@@ -787,7 +833,7 @@ def format_corpus_report(report: CorpusReport) -> str:
     lines += _nested_confusion_lines(report.confusion)
     lines += _headline_lines(report)
     if report.labelled is not None:
-        lines += [""] + format_report(report.labelled).splitlines()[-6:]
+        lines += [""] + _figure_lines(report.labelled)
     return "\n".join(lines)
 
 

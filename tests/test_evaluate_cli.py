@@ -154,6 +154,33 @@ def test_json_has_required_keys(tmp_path):
     assert report["relevance"]["precision"] == 1.0
 
 
+def test_json_reports_levels_and_factors(tmp_path):
+    graded = dict(LABELLED[4])
+    graded["labels"] = {
+        **graded["labels"],
+        "level": "medium",
+        "factors": {
+            "customer_loss": 2,
+            "company_fault": 2,
+            "public_impact": 0,
+            "customer_identity": 0,
+        },
+    }
+    data = write_jsonl(tmp_path / "labelled.jsonl", [*LABELLED[:4], graded])
+
+    report = json.loads(run_evaluate("--data", str(data), "--json").output)
+
+    assert report["level"]["support"] == 1
+    assert set(report["level"]["per_level"]) == {"normal", "medium", "critical"}
+    assert report["level"]["per_level"]["medium"]["support"] == 1
+    assert set(report["factors"]) == {
+        "customer_loss",
+        "company_fault",
+        "public_impact",
+        "customer_identity",
+    }
+
+
 def test_plain_sentiment_layout_is_mapped(tmp_path):
     data = write_jsonl(tmp_path / "sentiment.jsonl", SENTIMENT)
 
