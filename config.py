@@ -381,6 +381,11 @@ def _check(config: Config, path: Path) -> None:
     """Apply the rules that span several keys."""
     if not config.sources:
         raise ConfigError(f"{path}: sources: expected at least one source")
+    if not config.model_path.strip() or config.model_path.endswith(("/", "\\")):
+        raise ConfigError(
+            f"{path}: model_path: expected a file path such as data/model.joblib; "
+            f"got {config.model_path!r}"
+        )
     seen: set[str] = set()
     for i, source in enumerate(config.sources):
         key = f"sources[{i}]"

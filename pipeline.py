@@ -777,10 +777,8 @@ def train(ctx: click.Context, output: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     try:
         model.save(trained.classifier, trained.metadata, path)
-    except OSError as exc:
-        raise click.ClickException(
-            f"cannot write the model file {path}: {exc}"
-        ) from None
+    except model.ModelError as exc:
+        raise click.ClickException(str(exc)) from None
 
     click.echo(_format_training(data, trained.metadata, folds))
     if DEV_LABELS.exists():

@@ -21,9 +21,12 @@ the user dictionary match.
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import logging
+import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -217,9 +220,13 @@ def _feature_cue(name: str) -> Cue:
 
 
 def save(classifier: Pipeline, metadata: dict[str, Any], path: str | Path) -> Path:
-    """Write the classifier and its metadata to ``path`` and return the path."""
+    """Write the classifier and its metadata to ``path`` and return the path.
+
+    The file is written under a temporary name of its own and renamed, so two
+    processes saving at once each replace the file whole. Raises ModelError
+    with the path when the file cannot be written.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     joblib.dump(classifier, buffer)
     envelope = {
@@ -227,9 +234,21 @@ def save(classifier: Pipeline, metadata: dict[str, Any], path: str | Path) -> Pa
         "metadata": metadata,
         "payload": buffer.getvalue(),
     }
-    temporary = path.with_name(path.name + ".tmp")
-    joblib.dump(envelope, temporary, compress=3)
-    temporary.replace(path)
+    temporary = None
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+        os.close(handle)
+        temporary = Path(name)
+        joblib.dump(envelope, temporary, compress=3)
+        temporary.replace(path)
+    except OSError as exc:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        reason = exc.strerror or type(exc).__name__
+        raise ModelError(f"{path}: cannot write the model file ({reason})") from None
     return path
 
 

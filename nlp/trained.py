@@ -205,7 +205,12 @@ class TrainedClassifier:
 
         Channels are kept for complaints only and demands and the root cause
         for grievances and complaints only, as the label definitions have them.
+        A safety event that the lexicon found in a grievance or complaint keeps
+        the lexicon's kind when the model calls the post neutral or praise: a
+        missed safety report is the costliest error.
         """
+        if kind not in GRADED_KINDS and _safety_report(lexicon_result):
+            kind, confidence = lexicon_result.kind, lexicon_result.confidence
         cause = lexicon_result.root_cause
         if kind in GRADED_KINDS and cause is None:
             cause = root_cause(scan)
@@ -220,3 +225,10 @@ class TrainedClassifier:
             root_cause=cause if kind in GRADED_KINDS else None,
             model_version=self.model_version,
         )
+
+
+def _safety_report(classification: Classification) -> bool:
+    """Return True for a lexicon grievance or complaint with a safety event."""
+    return classification.kind in GRADED_KINDS and any(
+        cue.name == "safety" for cue in classification.cues
+    )

@@ -375,6 +375,8 @@ def test_hostile_csv_keeps_good_rows(tmp_path, database_url, caplog):
             "sources[0].encoding: unknown encoding",
         ),
         (lambda d: d.update(sources=[]), "sources: expected at least one source"),
+        (lambda d: d.update(model_path=" "), "model_path: expected a file path"),
+        (lambda d: d.update(model_path="data/"), "model_path: expected a file path"),
         (
             lambda d: d["storage"].update(url="foo://bar"),
             "storage.url: unsupported database URL",

@@ -124,3 +124,20 @@ def test_traditional_text_kept_for_analysts(trained_analyzer):
     assert item.text == text
     assert "蔚来" in assessment.relevance.competitors
     assert "ES6" in assessment.relevance.models
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "启程汽车QC7自燃",
+        "启程汽车QC5起火了",
+        "启程汽车QC7电池起火，车主受伤",
+        "启程汽车QC9车主:高速上安全气囊没弹出,人受伤住院",
+        "启程汽车的QC7在小区地库自燃,烧了三辆车",
+    ],
+)
+def test_safety_reports_graded_critical(trained_analyzer, text):
+    [assessment] = trained_analyzer.analyse([make_item(text)])
+
+    assert assessment.classification.kind in ("grievance", "complaint")
+    assert assessment.grading.level == "critical"

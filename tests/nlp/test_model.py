@@ -378,3 +378,17 @@ def test_job_stops_on_broken_model(tmp_path, project_config):
     with pytest.raises(click.ClickException, match="retrain with"):
         pipeline.make_analyzer(moved)
     assert (tmp_path / "data" / "model.joblib").read_bytes() == b"not a model"
+
+
+def test_save_into_folder_path_gives_model_error(trained, tmp_path):
+    with pytest.raises(ModelError, match="cannot write the model file"):
+        model.save(trained.classifier, trained.metadata, tmp_path)
+
+
+def test_save_leaves_no_temporary_file(trained, tmp_path):
+    path = tmp_path / "model.joblib"
+
+    model.save(trained.classifier, trained.metadata, path)
+    model.save(trained.classifier, trained.metadata, path)
+
+    assert [p.name for p in tmp_path.iterdir()] == ["model.joblib"]

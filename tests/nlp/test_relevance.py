@@ -232,3 +232,19 @@ def test_place_in_config_is_no_brand_evidence(brand):
     result = matcher.match(normalize(text, matcher.protected), text)
     assert not result.relevant
     assert "乾安" in matcher.protected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "启程出发!自驾去川西,车子刹车失灵差点出事,已报警",
+        "准备启程,滴滴司机开车太猛,刹车失灵了,已投诉要求赔偿",
+        "终于启程了,租的车半路抛锚,客服电话打不通",
+        "启程大酒店的服务太差了,投诉了也没人管",
+        "启程教育退费难,已向12315投诉",
+    ],
+)
+def test_trips_and_namesakes_not_the_brand(project_config, text):
+    matcher = RelevanceMatcher(project_config.brand)
+
+    assert not matcher.match(normalize(text), text).relevant

@@ -64,6 +64,9 @@ def test_confidence_is_model_probability(brand, trained, items):
     for result, row_probabilities in zip(results, probabilities, strict=True):
         if not result.model_version.startswith("trained-"):
             continue
+        if any(cue.name == "safety" for cue in result.cues):
+            # A safety event may keep the lexicon's kind over the model's.
+            continue
         modelled += 1
         best = int(np.argmax(row_probabilities))
         assert result.kind == trained.classifier.classes_[best]
