@@ -747,7 +747,14 @@ def cross_validate_corpus(
         rows.append(model_input(normalize(item.text, protected), item, official))
     classifier = model.build_classifier(Segmenter.for_brand(brand))
     splitter = StratifiedKFold(folds, shuffle=True, random_state=model.RANDOM_STATE)
-    predicted = cross_val_predict(classifier, rows, np.array(data.truths), cv=splitter)
+    try:
+        predicted = cross_val_predict(
+            classifier, rows, np.array(data.truths), cv=splitter
+        )
+    except ValueError as exc:
+        # The vectorizers raise "empty vocabulary" when a fold's texts share
+        # no word or character pair.
+        raise RecordError(f"cross-validation failed: {exc}") from None
     return corpus_report(
         data,
         [str(kind) for kind in predicted],

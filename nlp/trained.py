@@ -130,12 +130,19 @@ class TrainedClassifier:
                 f"expected; {RETRAIN_HINT}"
             )
         for saved, now in zip(expected, self.canary_predictions(), strict=True):
-            before = np.array(saved["probabilities"])
-            drift = np.max(np.abs(before - np.array(now["probabilities"])))
-            if saved["kind"] != now["kind"] or drift > _CANARY_TOLERANCE:
+            try:
+                before = np.array(saved["probabilities"], dtype=float)
+                drift = np.max(np.abs(before - np.array(now["probabilities"])))
+                kind = str(saved["kind"])
+            except (KeyError, TypeError, ValueError):
                 raise ModelError(
-                    f"{path}: canary post {saved['text']!r} was {saved['kind']} when "
-                    f"trained and is {now['kind']} now; {RETRAIN_HINT}"
+                    f"{path}: the model file records an invalid canary; {RETRAIN_HINT}"
+                ) from None
+            if kind != now["kind"] or drift > _CANARY_TOLERANCE:
+                raise ModelError(
+                    f"{path}: canary post {now['text']!r} was {kind} when trained "
+                    f"and is {now['kind']} now, its probabilities moved by "
+                    f"{drift:.2g}; {RETRAIN_HINT}"
                 )
 
     def classify_batch(

@@ -261,6 +261,18 @@ def test_cross_validate_with_too_few_records(tmp_path):
     assert "complaint (2)" in result.output
 
 
+def test_cross_validate_on_empty_texts_is_one_line_error(tmp_path):
+    records = [{"text": "", "label": "complaint"}] * 3
+    records += [{"text": "", "label": "not_complaint"}] * 3
+    data = write_jsonl(tmp_path / "empty.jsonl", records)
+
+    result = run_evaluate("--data", str(data), "--cross-validate", "2")
+
+    assert result.exit_code == 1
+    assert "cross-validation failed" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_bad_label_is_one_line_error(tmp_path):
     records = [*SENTIMENT, {"id": "bad-7", "text": "QC5还行", "label": "angry"}]
     data = write_jsonl(tmp_path / "bad.jsonl", records)

@@ -285,6 +285,18 @@ def test_changed_canary_rejected(model_file, tmp_path, brand):
         TrainedClassifier.load(changed, brand)
 
 
+@pytest.mark.parametrize("canary", [{"text": "x"}, "not a canary", {"kind": 1}])
+def test_malformed_canary_rejected(model_file, tmp_path, brand, canary):
+    envelope = joblib.load(model_file)
+    canaries = [canary, *envelope["metadata"]["canaries"][1:]]
+    envelope["metadata"] = {**envelope["metadata"], "canaries": canaries}
+    changed = tmp_path / "canary.joblib"
+    joblib.dump(envelope, changed)
+
+    with pytest.raises(ModelError, match="invalid canary.*retrain with"):
+        TrainedClassifier.load(changed, brand)
+
+
 def test_canaries_match_after_load(model_file, brand):
     loaded = TrainedClassifier.load(model_file, brand)
     assert loaded.canary_predictions() == loaded.metadata["canaries"]
