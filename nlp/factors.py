@@ -23,6 +23,8 @@ INTERACTION_BANDS = (10, 1_000, 10_000)
 SIMILAR_ENTRIES = 200
 MEDIA_ROLES = frozenset({"media", "journalist", "kol"})
 EVIDENCE_CHARS = 20
+# Root causes that the company owns, with their evidence labels.
+DEFECT_CAUSES = {"product": "产品问题", "service": "服务问题"}
 
 
 def customer_loss(scan: Scan) -> tuple[FactorScore, bool]:
@@ -85,26 +87,42 @@ def _loss_amounts(scan: Scan) -> list[Amount]:
 
 
 def company_fault(scan: Scan) -> FactorScore:
-    """Score company fault from the fault anchors, highest first."""
+    """Score company fault from the fault anchors, highest first.
+
+    A grievance or complaint that names a defect or a service failure scores 2
+    unless a phrase states otherwise, with those words as evidence. A post with
+    no such words scores 1, because unclear evidence takes the lower value.
+    """
     serious = scan.hits(cues.FAULT_SERIOUS)
     if serious:
         return _score("company_fault", 3, [h.text for h in serious[:2]])
     clear = scan.hits(cues.FAULT_CLEAR)
+    if clear:
+        return _score("company_fault", 2, [h.text for h in clear[:2]])
     polarity = scan.hits(cues.POLARITY)
     faults = [h for h in polarity if h.code == "fault"]
     repeated = [h for h in polarity if h.code == "frequency"]
-    if clear:
-        return _score("company_fault", 2, [h.text for h in clear[:2]])
-    if scan.hits(cues.FAULT_NONE):
-        return _score(
-            "company_fault", 0, [f"非企业责任:{scan.hits(cues.FAULT_NONE)[0].text}"]
-        )
+    causes = [h for h in scan.hits(cues.ROOT_CAUSES) if h.code in DEFECT_CAUSES]
+    no_fault = scan.hits(cues.FAULT_NONE)
+    if no_fault:
+        # A no-fault phrase next to a named defect leaves the blame unclear.
+        score = 1 if causes else 0
+        return _score("company_fault", score, [f"非企业责任:{no_fault[0].text}"])
     if faults and repeated:
         return _score("company_fault", 2, [f"{repeated[0].text}{faults[0].text}"])
-    minor = scan.hits(cues.FAULT_MINOR) + faults
+    # NOTE: most training posts with a minor phrase (降价, 延期, 慢) are labelled
+    # 2, not 1, but each such phrase alone is too weak to tell which.
+    minor = scan.hits(cues.FAULT_MINOR)
     if minor:
         return _score("company_fault", 1, [minor[0].text])
-    return _score("company_fault", 0, [])
+    evidence = _defect_evidence(faults, causes)
+    return _score("company_fault", 2 if evidence else 1, evidence)
+
+
+def _defect_evidence(faults: list[Hit], causes: list[Hit]) -> list[str]:
+    evidence = [f"故障:{hit.text}" for hit in faults[:1]]
+    evidence += [f"{DEFECT_CAUSES[hit.code]}:{hit.text}" for hit in causes[:1]]
+    return evidence
 
 
 def public_impact(
