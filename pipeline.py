@@ -2,8 +2,8 @@
 
 This module is the composition root: it loads config.yaml, builds the
 collectors, the nlp analyser, the store and the alert transports, and wires
-them into one path per source: collect, store, analyse, grade, alert. Nothing
-imports it.
+them into one path per source: collect, store, analyse, grade, group into
+problems, alert. Nothing imports it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ from collectors import CollectorError, build_collector
 from config import Config, ConfigError, Source
 from items import KINDS, LEVELS, Assessment, Item
 from nlp import Analyzer
+from nlp.segment import Segmenter
+from signals.problems import STATE_VERSION, Assignment, Problem, ProblemGrouper
 from storage import LockHeld, NewAlert, Store
+from storage.rows import GroupingChanges, PostAssignment, ProblemSummary
 
 logger = logging.getLogger("pipeline")
 
@@ -43,6 +46,9 @@ PROGRESS_LOG_SECONDS = 10.0
 # when the service is back. Older misses are skipped until the next run time.
 MISFIRE_GRACE_SECONDS = 3600
 DEV_LABELS = Path(__file__).resolve().parent.parent / "shared" / "eval" / "dev.jsonl"
+# The status command lists this many problems, ranked over this many days.
+STATUS_PROBLEMS = 10
+STATUS_PROBLEM_DAYS = 30
 
 
 @dataclass
@@ -61,10 +67,18 @@ class SourceSummary:
     unanalysed: int = 0
     kinds: Counter = field(default_factory=Counter)
     levels: Counter = field(default_factory=Counter)
+    # Ids of the problems that posts started, and of every problem that got posts.
+    new_problems: set[int] = field(default_factory=set)
+    changed_problems: set[int] = field(default_factory=set)
 
 
 class Job:
-    """Runs sources through the whole pipeline against one store."""
+    """Runs sources through the whole pipeline against one store.
+
+    The job groups posts into problems with one :class:`ProblemGrouper`,
+    loaded from the store at start. Sources that run in parallel threads
+    share it under a lock, held from grouping a batch until its save commits.
+    """
 
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
@@ -74,6 +88,10 @@ class Job:
         self.stop = threading.Event()
         self._delivering = threading.Lock()
         self.delivery_errors = 0
+        self.recovery: SourceSummary | None = None
+        self.segmenter = Segmenter.for_brand(config.brand)
+        self._grouping = threading.Lock()
+        self._grouper: ProblemGrouper | None = self._load_grouper()
 
     def run_source(
         self, source: Source, *, show_progress: bool = False
@@ -197,20 +215,77 @@ class Job:
         post_ids = [post_id for post_id, _ in posts]
         assessments = self.analyzer.analyse([item for _, item in posts])
         alerts = self._compose_alerts(posts, assessments)
-        alert_ids = self.store.save_assessments(post_ids, assessments, alerts)
+        with self._grouping:
+            try:
+                grouping = self._group(posts, assessments)
+                alert_ids = self.store.save_assessments(
+                    post_ids, assessments, alerts, grouping
+                )
+            except BaseException:
+                # The grouper now contains posts that the database does not,
+                # so it is rebuilt from the store before its next use.
+                self._grouper = None
+                raise
+
         for assessment in assessments:
             summary.kinds[assessment.classification.kind] += 1
             if assessment.grading is not None:
                 summary.levels[assessment.grading.level] += 1
         summary.alerts += sum(1 for alert_id in alert_ids if alert_id is not None)
+        for assignment in grouping.assignments:
+            summary.changed_problems.add(assignment.problem_id)
+            if assignment.matched_by == "new":
+                summary.new_problems.add(assignment.problem_id)
+
+    def _group(
+        self, posts: list[tuple[int, Item]], assessments: list[Assessment]
+    ) -> GroupingChanges:
+        """Assign analysed posts to problems in post order, without saving them."""
+        if self._grouper is None:
+            self._grouper = self._load_grouper()
+        grouper = self._grouper
+        assigned: list[tuple[int, Assignment]] = []
+        for (post_id, item), assessment in zip(posts, assessments, strict=True):
+            assignment = grouper.assign(item, assessment)
+            if assignment is None:
+                continue
+            if assignment.matched_by == "known":
+                logger.debug("post already grouped post=%s", post_id)
+                continue
+            assigned.append((post_id, assignment))
+
+        problem_ids = dict.fromkeys(a.problem_id for _, a in assigned)
+        incident_ids = dict.fromkeys(a.incident_id for _, a in assigned)
+        return GroupingChanges(
+            state_version=STATE_VERSION,
+            assignments=tuple(_post_assignment(i, a) for i, a in assigned),
+            problems=tuple(_problem_data(grouper.problem(i)) for i in problem_ids),
+            incidents=tuple(grouper.incident(i).to_dict() for i in incident_ids),
+        )
+
+    def _load_grouper(self) -> ProblemGrouper:
+        """Build the grouper from the problems in the store, or an empty one."""
+        try:
+            state = self.store.load_problem_state()
+            if state is None:
+                return ProblemGrouper(self.segmenter)
+            return ProblemGrouper.from_state(state, self.segmenter)
+        except ValueError as exc:
+            raise click.ClickException(
+                f"cannot load the stored problems: {exc}"
+            ) from None
 
     def recover(self) -> int:
-        """Analyse posts that were stored but never analysed, after a crash."""
+        """Analyse and group the posts stored but never analysed, after a crash.
+
+        The counts of the last recovery are kept in :attr:`recovery`.
+        """
         summary = SourceSummary("recovery")
         last_id = 0
         while batch := self.store.unassessed_posts(limit=500, after=last_id):
             last_id = batch[-1][0]
             self.process(batch, summary)
+        self.recovery = summary
         recovered = sum(summary.kinds.values())
         if recovered:
             logger.warning("recovered unanalysed posts count=%s", recovered)
@@ -290,6 +365,26 @@ class Job:
         if failed:
             self.delivery_errors += failed
         return sent, failed
+
+
+def _post_assignment(post_id: int, assignment: Assignment) -> PostAssignment:
+    return PostAssignment(
+        post_id=post_id,
+        problem_id=assignment.problem_id,
+        incident_id=assignment.incident_id,
+        report=assignment.report,
+        matched_by=assignment.matched_by,
+        posted_at=assignment.posted_at,
+        people=assignment.people,
+    )
+
+
+def _problem_data(problem: Problem) -> dict:
+    return {
+        **problem.to_dict(),
+        "label": problem.label,
+        "root_cause": problem.root_cause,
+    }
 
 
 def make_analyzer(config: Config) -> Analyzer:
@@ -413,6 +508,8 @@ def run_once(
         for source in config.sources
         if source.enabled
     ]
+    if job.recovery is not None and job.recovery.kinds:
+        summaries.insert(0, job.recovery)
     job.deliver()
     return summaries, job.delivery_errors
 
@@ -626,10 +723,18 @@ def run(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=STATUS_PROBLEM_DAYS,
+    show_default=True,
+    help="Rank problems by their reports posted in the last DAYS days.",
+)
 @common_options
 @click.pass_context
-def status(ctx: click.Context) -> None:
-    """Show each source's last run, the counts by kind and level, and pending alerts."""
+def status(ctx: click.Context, days: int) -> None:
+    """Show each source's last run, the counts by kind and level, pending
+    alerts and the most reported problems."""
     config = _start(ctx)
     url = make_url(config.database_url)
     if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
@@ -638,8 +743,10 @@ def status(ctx: click.Context) -> None:
         )
     with open_store(config) as store:
         report = store.status()
+        problems = store.top_problems(days=days, limit=STATUS_PROBLEMS)
         job_running = _job_running(store)
     click.echo(_format_status(report, job_running))
+    click.echo(_format_problems(problems, days))
 
 
 def _job_running(store: Store) -> bool:
@@ -855,6 +962,11 @@ def _format_summary(summaries, seconds: float, config: Config, pending: int) -> 
     lines.append(
         f"alerts: {sum(s.alerts for s in summaries)} new, {pending} pending ({where})"
     )
+    new_problems = set().union(*(s.new_problems for s in summaries))
+    changed = set().union(*(s.changed_problems for s in summaries))
+    lines.append(
+        f"problems: {len(new_problems)} new, {len(changed - new_problems)} updated"
+    )
     lines.append(f"{total} new posts in {seconds:.1f}s ({rate:,.0f} posts/s)")
     return "\n".join(lines)
 
@@ -890,6 +1002,29 @@ def _format_status(report, job_running: bool) -> str:
     lines.append(
         f"alerts: {report.pending_alerts} pending, {report.failed_alerts} failed"
     )
+    return "\n".join(lines)
+
+
+def _format_problems(problems: list[ProblemSummary], days: int) -> str:
+    if not problems:
+        return f"\nproblems: none reported in the last {days} days"
+    lines = [
+        "",
+        f"problems, ranked by reports in the last {days} days "
+        "(posts and reporters of all time):",
+        f"  {'reports':>7} {'posts':>7} {'reporters':>9}  {'root cause':<10}  "
+        f"{'last seen (UTC)':<19}  problem",
+    ]
+    # The label goes last, because padding cannot align Chinese characters,
+    # which take two columns on a terminal.
+    for problem in problems:
+        counts = (
+            f"{problem.recent_reports:>7} {problem.posts:>7} {problem.reporters:>9}"
+        )
+        lines.append(
+            f"  {counts}  {problem.root_cause or '-':<10}  "
+            f"{_utc(problem.last_seen)}  {problem.label}"
+        )
     return "\n".join(lines)
 
 

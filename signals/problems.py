@@ -747,6 +747,10 @@ class Assignment:
     - "similarity": the problem shares the most words with the post;
     - "new": no problem matched, so the post started one;
     - "known": the post was assigned before, and nothing changed.
+
+    ``posted_at`` is the post's time as the grouping read it, and ``people``
+    lists (author hash, whether that author wrote words) for the post's author
+    and the names of its repost chain. A "known" post has neither.
     """
 
     post_key: str
@@ -757,6 +761,8 @@ class Assignment:
     new_problem: bool = False
     new_incident: bool = False
     terms: tuple[str, ...] = ()
+    posted_at: datetime | None = None
+    people: tuple[tuple[str, bool], ...] = ()
 
 
 # Frequent words of complaints that name no fault.
@@ -972,6 +978,8 @@ class ProblemGrouper:
             new_problem=matched_by == "new",
             new_incident=True,
             terms=terms.clean or terms.partial,
+            posted_at=post.time,
+            people=post.people,
         )
 
     def _join(
@@ -986,7 +994,13 @@ class ProblemGrouper:
             self._add_signature(incident, signature)
         self._record(problem, incident, post, assessment)
         return Assignment(
-            post.key, problem.id, incident.id, not post.amplification, "incident"
+            post.key,
+            problem.id,
+            incident.id,
+            not post.amplification,
+            "incident",
+            posted_at=post.time,
+            people=post.people,
         )
 
     def _record(

@@ -1,10 +1,15 @@
-"""Conversions between the dataclasses of ``items`` and table rows."""
+"""Conversions between the dataclasses of ``items`` and table rows.
+
+The problem grouping's data arrives and leaves in the plain state format of
+:mod:`signals.problems`, and the dataclasses that carry it are declared here.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -268,4 +273,186 @@ def alert_from_row(row: Mapping[str, Any]) -> AlertRecord:
         last_attempt_at=row["last_attempt_at"],
         sent_at=row["sent_at"],
         last_error=row["last_error"],
+    )
+
+
+# Problems and incidents, in the state format of signals.problems
+
+# Problem fields that live in the ``profile`` JSON column.
+PROFILE_COUNTERS = ("terms", "partial_terms", "root_causes", "kinds", "words")
+
+
+@dataclass(frozen=True, slots=True)
+class PostAssignment:
+    """The incident and problem that the grouping gave a stored post.
+
+    ``people`` lists (author hash, whether that author wrote words) for the
+    post's author and the names of its repost chain.
+    """
+
+    post_id: int
+    problem_id: int
+    incident_id: int
+    report: bool
+    matched_by: str
+    posted_at: datetime
+    people: tuple[tuple[str, bool], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GroupingChanges:
+    """The changes that grouping a batch of posts made, saved with their assessments.
+
+    ``problems`` and ``incidents`` contain the ``to_dict()`` data of each problem
+    and incident that changed, in the grouping's state format
+    (:class:`signals.problems.Problem` and ``Incident``). Each problem mapping
+    also has a "label" and a "root_cause". ``state_version`` is the version of
+    that format.
+    """
+
+    state_version: int
+    assignments: tuple[PostAssignment, ...] = ()
+    problems: tuple[Mapping[str, Any], ...] = ()
+    incidents: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemSummary:
+    """A stored problem with its counts, for the status command.
+
+    ``recent_reports`` counts the reports posted within the requested
+    window. ``reporters`` counts distinct people who wrote words.
+    """
+
+    id: int
+    label: str
+    model: str | None
+    term: str | None
+    root_cause: str | None
+    posts: int
+    reports: int
+    incidents: int
+    reporters: int
+    first_seen: datetime
+    last_seen: datetime
+    recent_reports: int
+
+
+def problem_row(data: Mapping[str, Any], version: int, now: datetime) -> dict[str, Any]:
+    """Build the ``problems`` row of a problem's ``to_dict()`` data."""
+    profile: dict[str, Any] = {name: dict(data[name]) for name in PROFILE_COUNTERS}
+    profile["profile_incidents"] = data["profile_incidents"]
+    return {
+        "id": data["id"],
+        "model": _clean_optional(data["model"]),
+        "term": _clean_optional(data["term"]),
+        "label": clean_text(data["label"]),
+        "root_cause": data["root_cause"],
+        "models": dict(data["models"]),
+        "posts": data["posts"],
+        "reports": data["reports"],
+        "incidents": len(data["incident_ids"]),
+        "reporters": len(data["authors"]),
+        "first_seen": datetime.fromisoformat(data["first_seen"]),
+        "last_seen": datetime.fromisoformat(data["last_seen"]),
+        "profile": profile,
+        "state_version": version,
+        "updated_at": now,
+    }
+
+
+def incident_row(
+    data: Mapping[str, Any], version: int, now: datetime
+) -> dict[str, Any]:
+    """Build the ``incidents`` row of an incident's ``to_dict()`` data."""
+    posts = data["posts"]
+    return {
+        "id": data["id"],
+        "problem_id": data["problem_id"],
+        "posts": len(posts),
+        "reports": sum(1 for report in posts.values() if report),
+        "authors": len(data["authors"]),
+        "reporters": len(data["reporters"]),
+        "first_seen": datetime.fromisoformat(data["first_seen"]),
+        "last_seen": datetime.fromisoformat(data["last_seen"]),
+        "signatures": list(data["signatures"]),
+        "state_version": version,
+        "updated_at": now,
+    }
+
+
+def problem_post_row(assignment: PostAssignment, now: datetime) -> dict[str, Any]:
+    return {
+        "post_id": assignment.post_id,
+        "problem_id": assignment.problem_id,
+        "incident_id": assignment.incident_id,
+        "report": assignment.report,
+        "matched_by": assignment.matched_by,
+        "posted_at": assignment.posted_at,
+        "assigned_at": now,
+    }
+
+
+def problem_state(
+    row: Mapping[str, Any], incident_ids: list[int], authors: set[str]
+) -> dict[str, Any]:
+    """Rebuild a problem's ``to_dict()`` data from its row and related rows."""
+    profile = row["profile"]
+    data: dict[str, Any] = {name: profile[name] for name in PROFILE_COUNTERS}
+    data.update(
+        id=row["id"],
+        model=row["model"],
+        term=row["term"],
+        posts=row["posts"],
+        reports=row["reports"],
+        profile_incidents=profile["profile_incidents"],
+        models=row["models"],
+        incident_ids=incident_ids,
+        authors=list(authors),
+        first_seen=row["first_seen"].isoformat(),
+        last_seen=row["last_seen"].isoformat(),
+    )
+    return data
+
+
+def incident_state(
+    row: Mapping[str, Any],
+    posts: dict[str, bool],
+    authors: dict[str, bool],
+) -> dict[str, Any]:
+    """Rebuild an incident's ``to_dict()`` data from its row and related rows.
+
+    ``posts`` maps post keys ("source:external_id") to whether each is a
+    report, and ``authors`` maps author hashes to whether each is a reporter.
+    """
+    return {
+        "id": row["id"],
+        "problem_id": row["problem_id"],
+        "posts": posts,
+        "authors": list(authors),
+        "reporters": [author for author, wrote in authors.items() if wrote],
+        "signatures": row["signatures"],
+        "first_seen": row["first_seen"].isoformat(),
+        "last_seen": row["last_seen"].isoformat(),
+    }
+
+
+def _clean_optional(value: str | None) -> str | None:
+    return None if value is None else clean_text(value)
+
+
+def problem_summary(row: Mapping[str, Any]) -> ProblemSummary:
+    return ProblemSummary(
+        id=row["id"],
+        label=row["label"],
+        model=row["model"],
+        term=row["term"],
+        root_cause=row["root_cause"],
+        posts=row["posts"],
+        reports=row["reports"],
+        incidents=row["incidents"],
+        reporters=row["reporters"],
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        recent_reports=row["recent_reports"],
     )

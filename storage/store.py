@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -28,7 +28,11 @@ from .tables import (
     collector_cursors,
     engagement_snapshots,
     gradings,
+    incident_authors,
+    incidents,
     posts,
+    problem_posts,
+    problems,
     source_runs,
 )
 
@@ -53,7 +57,8 @@ def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 class Store:
-    """Posts, assessments, alerts and collector state in SQLite or PostgreSQL.
+    """Posts, assessments, problems, alerts and collector state in SQLite or
+    PostgreSQL.
 
     ``url`` is a SQLAlchemy URL: ``sqlite:///path/to/file.db`` (the folder is
     created) or ``postgresql+psycopg://user@host/dbname``. Call :meth:`migrate`
@@ -290,21 +295,24 @@ class Store:
         post_ids: Sequence[int],
         assessments: Sequence[Assessment],
         new_alerts: Sequence[NewAlert] = (),
+        grouping: rows.GroupingChanges | None = None,
     ) -> list[int | None]:
-        """Store a classification per post, a grading where one was made, and
-        the alerts they raise, all in one transaction.
+        """Store a classification per post, a grading where one was made, the
+        alerts they raise and the problems they changed, all in one transaction.
 
         ``post_ids[i]`` is the post that ``assessments[i]`` is about. Because
-        the alerts commit with the assessments, a crash can never leave a post
-        graded but its alert lost. Returns the ids of the new alerts as
-        :meth:`add_alerts` does. Raises ValueError when the lengths differ or a
-        grading lacks one of the four factors, and then stores nothing.
+        everything commits together, a crash can never leave a post graded but
+        its alert lost, nor assessed without its problem or the other way
+        round. Returns the ids of the new alerts as :meth:`add_alerts` does.
+        Raises ValueError when the lengths differ or a grading lacks one of
+        the four factors, and ``sqlalchemy.exc.IntegrityError`` when a post
+        already has a problem. Either way it stores nothing.
         """
         if len(post_ids) != len(assessments):
             raise ValueError(
                 f"got {len(post_ids)} post ids for {len(assessments)} assessments"
             )
-        if not post_ids and not new_alerts:
+        if not post_ids and not new_alerts and grouping is None:
             return []
         now = utcnow()
         classification_rows = [
@@ -317,6 +325,8 @@ class Store:
                 self._insert_assessments(
                     connection, post_ids, assessments, classification_rows, now
                 )
+            if grouping is not None:
+                self._save_grouping(connection, grouping, now)
             return self._insert_alerts(connection, new_alerts, now)
 
     def _insert_assessments(
@@ -342,6 +352,105 @@ class Store:
         ]
         if grading_rows:
             connection.execute(insert(gradings), grading_rows)
+
+    # Problems
+
+    def _save_grouping(
+        self, connection: Connection, grouping: rows.GroupingChanges, now: datetime
+    ) -> None:
+        """Upsert the changed problems and incidents, then add the assignments.
+
+        Parents go first, because the foreign keys are checked per statement.
+        """
+        version = grouping.state_version
+        problem_rows = [rows.problem_row(p, version, now) for p in grouping.problems]
+        incident_rows = [rows.incident_row(i, version, now) for i in grouping.incidents]
+        if problem_rows:
+            connection.execute(self._upsert(problems, problems.c.id), problem_rows)
+        if incident_rows:
+            connection.execute(self._upsert(incidents, incidents.c.id), incident_rows)
+        if not grouping.assignments:
+            return
+
+        connection.execute(
+            insert(problem_posts),
+            [rows.problem_post_row(a, now) for a in grouping.assignments],
+        )
+        authors = _incident_authors(grouping.assignments)
+        if authors:
+            statement = self._insert(incident_authors)
+            statement = statement.on_conflict_do_update(
+                index_elements=[
+                    incident_authors.c.incident_id,
+                    incident_authors.c.author,
+                ],
+                set_={"reporter": statement.excluded.reporter},
+                where=statement.excluded.reporter,
+            )
+            connection.execute(statement, authors)
+
+    def _upsert(self, table: Any, key: Any) -> Any:
+        statement = self._insert(table)
+        columns = [column.name for column in table.columns if column is not key]
+        return statement.on_conflict_do_update(
+            index_elements=[key],
+            set_={name: statement.excluded[name] for name in columns},
+        )
+
+    def load_problem_state(self) -> dict[str, Any] | None:
+        """Return the stored problems and incidents in the grouping's state format.
+
+        The result is what :meth:`signals.problems.ProblemGrouper.state`
+        returns, ready for ``ProblemGrouper.from_state``, or None when no
+        problem is stored. Raises ValueError when rows were written in more
+        than one state format version.
+        """
+        started = time.perf_counter()
+        with self._read() as connection:
+            state = _read_grouping_state(connection)
+        if state is not None:
+            logger.info(
+                "problems loaded problems=%s incidents=%s seconds=%.3f",
+                len(state["problems"]),
+                len(state["incidents"]),
+                time.perf_counter() - started,
+            )
+        return state
+
+    def top_problems(
+        self, *, days: int = 30, limit: int = 10, now: datetime | None = None
+    ) -> list[rows.ProblemSummary]:
+        """Return the problems with the most reports posted in the last ``days``.
+
+        Ties go to the problem seen last. Reposts that add no words are not
+        reports. Raises ValueError when ``days`` or ``limit`` is below 1.
+        """
+        if days < 1 or limit < 1:
+            raise ValueError(
+                f"invalid days={days} or limit={limit}; both must be at least 1"
+            )
+        since = (now or utcnow()) - timedelta(days=days)
+        recent = (
+            select(problem_posts.c.problem_id, func.count().label("recent_reports"))
+            .where(problem_posts.c.posted_at >= since, problem_posts.c.report)
+            .group_by(problem_posts.c.problem_id)
+            .subquery()
+        )
+        statement = (
+            select(problems, recent.c.recent_reports)
+            .join(recent, recent.c.problem_id == problems.c.id)
+            .order_by(
+                recent.c.recent_reports.desc(),
+                problems.c.last_seen.desc(),
+                problems.c.id,
+            )
+            .limit(limit)
+        )
+        with self._read() as connection:
+            return [
+                rows.problem_summary(row)
+                for row in connection.execute(statement).mappings()
+            ]
 
     # Alerts
 
@@ -632,3 +741,81 @@ def _latest_row(connection: Connection, table: Any, post_id: int) -> Any:
         .limit(1)
     )
     return connection.execute(statement).mappings().first()
+
+
+def _incident_authors(
+    assignments: Sequence[rows.PostAssignment],
+) -> list[dict[str, Any]]:
+    """Return one row per incident and author, a reporter when any post shows
+    that author writing words."""
+    reporters: dict[tuple[int, str], bool] = {}
+    for assignment in assignments:
+        for author, wrote in assignment.people:
+            key = (assignment.incident_id, author)
+            reporters[key] = reporters.get(key, False) or wrote
+    return [
+        {"incident_id": incident_id, "author": author, "reporter": reporter}
+        for (incident_id, author), reporter in reporters.items()
+    ]
+
+
+def _read_grouping_state(connection: Connection) -> dict[str, Any] | None:
+    """Read every problem and incident with their posts and authors."""
+    problem_rows = connection.execute(select(problems)).mappings().all()
+    if not problem_rows:
+        return None
+    incident_rows = (
+        connection.execute(select(incidents).order_by(incidents.c.id)).mappings().all()
+    )
+    versions = {row["state_version"] for row in [*problem_rows, *incident_rows]}
+    if len(versions) > 1:
+        raise ValueError(
+            f"stored problems mix state versions {sorted(versions)}; "
+            "rebuild them with one version"
+        )
+
+    posts_by_incident = _incident_posts(connection)
+    authors_by_incident = _incident_author_flags(connection)
+    incident_ids: dict[int, list[int]] = defaultdict(list)
+    problem_authors: dict[int, set[str]] = defaultdict(set)
+    incident_states = []
+    for row in incident_rows:
+        authors = authors_by_incident.get(row["id"], {})
+        incident_ids[row["problem_id"]].append(row["id"])
+        problem_authors[row["problem_id"]].update(a for a, w in authors.items() if w)
+        incident_states.append(
+            rows.incident_state(row, posts_by_incident.get(row["id"], {}), authors)
+        )
+
+    return {
+        "version": versions.pop(),
+        "next_problem_id": max(row["id"] for row in problem_rows) + 1,
+        "next_incident_id": max((row["id"] for row in incident_rows), default=0) + 1,
+        "problems": [
+            rows.problem_state(row, incident_ids[row["id"]], problem_authors[row["id"]])
+            for row in problem_rows
+        ],
+        "incidents": incident_states,
+    }
+
+
+def _incident_posts(connection: Connection) -> dict[int, dict[str, bool]]:
+    """Return {incident id: {post key: report}}, keyed as the grouping keys posts."""
+    statement = select(
+        problem_posts.c.incident_id,
+        posts.c.source,
+        posts.c.external_id,
+        problem_posts.c.report,
+    ).join_from(problem_posts, posts)
+    found: dict[int, dict[str, bool]] = defaultdict(dict)
+    for incident_id, source, external_id, report in connection.execute(statement):
+        found[incident_id][f"{source}:{external_id}"] = report
+    return found
+
+
+def _incident_author_flags(connection: Connection) -> dict[int, dict[str, bool]]:
+    """Return {incident id: {author hash: reporter}}."""
+    found: dict[int, dict[str, bool]] = defaultdict(dict)
+    for incident_id, author, reporter in connection.execute(select(incident_authors)):
+        found[incident_id][author] = reporter
+    return found

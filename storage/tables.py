@@ -265,6 +265,101 @@ class SourceRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class ProblemRow(Base):
+    """Similar grievances and complaints: one fault on one car model (同类投诉).
+
+    ``model`` and ``term`` are the key the grouping matches new posts by, and
+    ``label`` and ``root_cause`` are derived from the counts when the row is
+    written. ``reporters`` counts the distinct people who wrote words about the
+    problem. ``models`` counts posts by model, and ``profile`` contains the rest
+    of the grouping's state: counts of fault terms, kinds, root causes and
+    profile words. ``state_version`` is the version of that state's format.
+    """
+
+    __tablename__ = "problems"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=False)
+    model: Mapped[str | None] = mapped_column(Text)
+    term: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(Text)
+    root_cause: Mapped[str | None] = mapped_column(String(16))
+    models: Mapped[dict[str, Any]]
+    posts: Mapped[int] = mapped_column(BigInteger)
+    reports: Mapped[int] = mapped_column(BigInteger)
+    incidents: Mapped[int] = mapped_column(BigInteger)
+    reporters: Mapped[int] = mapped_column(BigInteger)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    profile: Mapped[dict[str, Any]]
+    state_version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class IncidentRow(Base):
+    """One post with its copies and reposts, within a problem.
+
+    ``signatures`` are the MinHash signatures that new posts are compared with,
+    base64 text in the grouping's state format.
+    """
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index(None, "problem_id"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=False)
+    problem_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("problems.id"))
+    posts: Mapped[int] = mapped_column(BigInteger)
+    reports: Mapped[int] = mapped_column(BigInteger)
+    authors: Mapped[int] = mapped_column(BigInteger)
+    reporters: Mapped[int] = mapped_column(BigInteger)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    signatures: Mapped[list[str]] = mapped_column(JSON)
+    state_version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class ProblemPost(Base):
+    """The incident and problem of a post, set once when the post is assessed.
+
+    ``report`` is False for a repost that adds no words of its own (an
+    amplification). ``posted_at`` is the post's time as the grouping read it:
+    its creation time, or its collection time when the source gave none.
+    """
+
+    __tablename__ = "problem_posts"
+    __table_args__ = (
+        Index(None, "problem_id"),
+        Index(None, "incident_id"),
+        Index(None, "posted_at", "problem_id"),
+    )
+
+    post_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("posts.id"), primary_key=True, autoincrement=False
+    )
+    problem_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("problems.id"))
+    incident_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("incidents.id"))
+    report: Mapped[bool]
+    matched_by: Mapped[str] = mapped_column(String(16))
+    posted_at: Mapped[datetime]
+    assigned_at: Mapped[datetime]
+
+
+class IncidentAuthor(Base):
+    """One person seen in an incident, as a hash of platform and name (or id).
+
+    ``reporter`` is True once the person wrote words in the incident, as the
+    author of a report or as a named link of a repost chain.
+    """
+
+    __tablename__ = "incident_authors"
+
+    incident_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("incidents.id"), primary_key=True, autoincrement=False
+    )
+    author: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reporter: Mapped[bool]
+
+
 metadata = Base.metadata
 posts = Post.__table__
 engagement_snapshots = EngagementSnapshot.__table__
@@ -274,3 +369,7 @@ alerts = Alert.__table__
 alert_deliveries = AlertDelivery.__table__
 collector_cursors = CollectorCursor.__table__
 source_runs = SourceRun.__table__
+problems = ProblemRow.__table__
+incidents = IncidentRow.__table__
+problem_posts = ProblemPost.__table__
+incident_authors = IncidentAuthor.__table__

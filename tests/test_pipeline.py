@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 from email.policy import default as default_policy
 from pathlib import Path
 
@@ -12,9 +13,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from model_cache import shipped_model_path
+from sqlalchemy import select
 
 import pipeline
+from collectors import build_collector
 from storage import Store
+from storage.tables import incidents, problem_posts, problems
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -677,3 +681,202 @@ def test_outbox_failure_is_reported(tmp_path, database_url):
     assert "alert deliveries failed" in result.output
     with Store(database_url) as store:
         assert store.status().pending_alerts >= 1
+
+
+# Problems: the repost chain of one brake fault, posted an hour apart.
+
+CHAIN_ORIGINAL = "启程QC7提车两周，刹车偶发失灵，4S店说正常"
+CHAIN_TEXTS = [
+    (CHAIN_ORIGINAL, "车主A"),
+    ("同款问题！//@车主A:" + CHAIN_ORIGINAL, "用户B"),
+    ("转发微博 //@用户B:同款问题！//@车主A:" + CHAIN_ORIGINAL, "用户C"),
+]
+
+
+def chain_records() -> list[dict]:
+    """Return the chain as replay records, posted in the last three hours."""
+    start = datetime.now(UTC) - timedelta(hours=3)
+    return [
+        {
+            "id": f"chain-{number}",
+            "source": "weibo",
+            "text": text,
+            "created_at": (start + timedelta(hours=number)).isoformat(),
+            "author": {"name": author, "followers": 10, "verified": "none"},
+            "engagement": {"likes": 0, "reposts": 0, "comments": 0},
+        }
+        for number, (text, author) in enumerate(CHAIN_TEXTS)
+    ]
+
+
+def grouping_rows(database_url: str) -> dict[str, list[dict]]:
+    tables = {
+        "problems": problems,
+        "incidents": incidents,
+        "problem_posts": problem_posts,
+    }
+    with Store(database_url) as store, store.engine.connect() as connection:
+        return {
+            name: [
+                dict(row)
+                for row in connection.execute(
+                    select(table).order_by(*table.primary_key)
+                ).mappings()
+            ]
+            for name, table in tables.items()
+        }
+
+
+def assert_one_chain_problem(rows: dict[str, list[dict]]) -> None:
+    [problem] = rows["problems"]
+    assert problem["label"] == "QC7 · 刹车失灵"
+    assert problem["root_cause"] == "product"
+    assert problem["posts"] == 3
+    assert problem["reports"] == 2
+    assert problem["reporters"] == 2
+    assert problem["incidents"] == 1
+    assert len(rows["incidents"]) == 1
+    assert [row["report"] for row in rows["problem_posts"]] == [True, True, False]
+
+
+def test_repost_chain_grouped_end_to_end(tmp_path, database_url):
+    posts = write_jsonl(tmp_path / "chain.jsonl", chain_records())
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    assert "problems: 1 new, 0 updated" in result.output
+    assert_one_chain_problem(grouping_rows(database_url))
+
+
+def test_repost_chain_second_run_changes_nothing(tmp_path, database_url):
+    posts = write_jsonl(tmp_path / "chain.jsonl", chain_records())
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+    run_cli(config_path, "once")
+    before = grouping_rows(database_url)
+    with Store(database_url) as store:
+        store.set_cursor("posts", None)
+
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    assert "problems: 0 new, 0 updated" in result.output
+    assert grouping_rows(database_url) == before
+
+
+def test_restarted_job_continues_problem(tmp_path, database_url):
+    records = chain_records()
+    posts = write_jsonl(tmp_path / "chain.jsonl", records[:1])
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+    first = run_cli(config_path, "once")
+
+    write_jsonl(posts, records)
+    second = run_cli(config_path, "once")
+
+    assert "problems: 1 new, 0 updated" in first.output
+    assert second.exit_code == 0, second.output
+    assert "problems: 0 new, 1 updated" in second.output
+    assert_one_chain_problem(grouping_rows(database_url))
+
+
+def test_recovered_posts_are_grouped(tmp_path, database_url):
+    records = chain_records()
+    posts = write_jsonl(tmp_path / "chain.jsonl", records)
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+    config = pipeline.config_module.load(config_path)
+    collector = build_collector(config.sources[0], config)
+    # A job that died after storing the posts and before analysing them.
+    with Store(database_url) as store:
+        store.migrate()
+        for batch in collector.collect(None):
+            store.add_items(batch.items)
+
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    assert "recovery" in result.output
+    assert "problems: 1 new, 0 updated" in result.output
+    assert_one_chain_problem(grouping_rows(database_url))
+
+
+def test_status_lists_top_problems(tmp_path, database_url):
+    posts = write_jsonl(tmp_path / "chain.jsonl", chain_records())
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+    run_cli(config_path, "once")
+
+    result = run_cli(config_path, "status")
+    one_day = run_cli(config_path, "status", "--days", "1")
+
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if "刹车失灵" in line]
+    assert line.split()[:4] == ["2", "3", "2", "product"]
+    assert line.endswith("QC7 · 刹车失灵")
+    assert "刹车失灵" in one_day.output
+
+
+def test_status_without_recent_problems(tmp_path, database_url):
+    records = chain_records()
+    for record in records:
+        record["created_at"] = "2020-01-01T08:00:00+08:00"
+    posts = write_jsonl(tmp_path / "chain.jsonl", records)
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+    run_cli(config_path, "once")
+
+    result = run_cli(config_path, "status", "--days", "7")
+
+    assert result.exit_code == 0, result.output
+    assert "problems: none reported in the last 7 days" in result.output
+
+
+def reject_problem_post(store: Store, post_id: int) -> None:
+    """Make the database reject the problem row of one post, so its batch fails."""
+    with store.engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql(
+                "CREATE TRIGGER reject_post BEFORE INSERT ON problem_posts "
+                f"WHEN NEW.post_id = {post_id} "
+                "BEGIN SELECT RAISE(ABORT, 'rejected by test trigger'); END"
+            )
+        else:
+            connection.exec_driver_sql(
+                "CREATE FUNCTION reject_post() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.post_id = {post_id} THEN "
+                "RAISE EXCEPTION 'rejected by test trigger'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER reject_post BEFORE INSERT ON problem_posts "
+                "FOR EACH ROW EXECUTE FUNCTION reject_post()"
+            )
+
+
+def drop_reject_trigger(store: Store) -> None:
+    with store.engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("DROP TRIGGER reject_post")
+        else:
+            connection.exec_driver_sql("DROP TRIGGER reject_post ON problem_posts")
+
+
+def test_failed_save_rebuilds_grouper(tmp_path, database_url, caplog):
+    posts = write_jsonl(tmp_path / "chain.jsonl", chain_records())
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+    config = pipeline.config_module.load(config_path)
+    with Store(database_url) as store:
+        store.migrate()
+        reject_problem_post(store, post_id=2)
+        job = pipeline.Job(config, store)
+
+        with caplog.at_level(logging.ERROR, logger="pipeline"):
+            summary = job.run_source(config.sources[0])
+
+        assert summary.unanalysed == 1
+        assert "post analysis failed" in caplog.text
+        saved = store.load_problem_state()
+        [problem] = saved["problems"]
+        assert problem["posts"] == 2
+        drop_reject_trigger(store)
+        assert job.recover() == 1
+
+    assert_one_chain_problem(grouping_rows(database_url))
