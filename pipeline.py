@@ -49,6 +49,18 @@ DEV_LABELS = Path(__file__).resolve().parent.parent / "shared" / "eval" / "dev.j
 # The status command lists this many problems, ranked over this many days.
 STATUS_PROBLEMS = 10
 STATUS_PROBLEM_DAYS = 30
+# The sources of the labelled-post layout, which --platform may give every post.
+EVALUATION_PLATFORMS = (
+    "weibo",
+    "reddit",
+    "zhihu",
+    "tieba",
+    "dongchedi",
+    "autohome",
+    "12365auto",
+    "heimao",
+    "news",
+)
 
 
 @dataclass
@@ -793,8 +805,9 @@ def _job_running(store: Store) -> bool:
 )
 @click.option(
     "--platform",
-    help="Platform to give every post, such as 12365auto or weibo (a complaint "
-    "platform is itself a complaint cue).  [default: each record's source]",
+    type=click.Choice(EVALUATION_PLATFORMS),
+    help="Platform to give every post (12365auto and heimao are complaint "
+    "platforms, itself a complaint cue).  [default: each record's source]",
 )
 @common_options
 @click.pass_context
@@ -820,6 +833,11 @@ def evaluate(
     from nlp import evaluation
 
     path = _evaluation_path(data_path, labels_path)
+    if folds is not None and classifier_name == "lexicon":
+        raise click.UsageError(
+            "--cross-validate trains the trained model's recipe on the file; "
+            "the lexicon classifier has nothing to train"
+        )
     config = _start(ctx)
     if classifier_name is not None:
         config = replace(config, classifier=classifier_name)

@@ -273,6 +273,25 @@ def test_cross_validate_on_empty_texts_is_one_line_error(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_unknown_platform_rejected(tmp_path):
+    data = write_jsonl(tmp_path / "labelled.jsonl", LABELLED)
+
+    result = run_evaluate("--data", str(data), "--platform", "12365")
+
+    assert result.exit_code == 2
+    assert "'12365' is not one of" in result.output
+
+
+def test_lexicon_cross_validation_rejected(tmp_path):
+    data = write_jsonl(tmp_path / "labelled.jsonl", LABELLED)
+    arguments = ("--data", str(data), "--classifier", "lexicon")
+
+    result = run_evaluate(*arguments, "--cross-validate", "2")
+
+    assert result.exit_code == 2
+    assert "nothing to train" in result.output
+
+
 def test_bad_label_is_one_line_error(tmp_path):
     records = [*SENTIMENT, {"id": "bad-7", "text": "QC5还行", "label": "angry"}]
     data = write_jsonl(tmp_path / "bad.jsonl", records)
