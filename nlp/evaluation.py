@@ -754,7 +754,9 @@ def cross_validate_corpus(
     except ValueError as exc:
         # The vectorizers raise "empty vocabulary" when a fold's texts share
         # no word or character pair.
-        raise RecordError(f"cross-validation failed: {exc}") from None
+        raise RecordError(
+            f"cross-validation failed: {exc}; check that the texts are not empty"
+        ) from None
     return corpus_report(
         data,
         [str(kind) for kind in predicted],

@@ -2,14 +2,15 @@
 
 The pipeline, called ``classifier``, folds each text once with
 :class:`nlp.segment.Segmenter` and joins three feature blocks: TF-IDF word 1-2
-grams over the segmenter's words, TF-IDF character 1-3 grams, and the lexicon
+grams over the segmenter's words, TF-IDF character 2-3 grams, and the lexicon
 cue counts of :mod:`nlp.features` through a ``DictVectorizer``. The two TF-IDF
 blocks are the batch vectorizers of :mod:`nlp.ngrams`. A multinomial
 ``LogisticRegression`` with balanced class weights reads the blocks. Its
 own probabilities are used as they are: out-of-fold on the training data they
 were better calibrated than sigmoid ``CalibratedClassifierCV`` (expected
-calibration error 0.040 against 0.090), and ``python pipeline.py train``
-prints the figure again for each new model.
+calibration error 0.040 against 0.090, measured on an earlier recipe and 3,309
+training posts), and ``python pipeline.py train`` prints the figure again for
+each new model (0.014 on the current training files).
 
 Exceptions: :class:`ModelError` covers every model file that cannot be used.
 

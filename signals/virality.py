@@ -608,24 +608,15 @@ def _final_size(
         target = f"forecast by {_format_age(horizon)}"
     # NOTE: a few reshares late in the window can give a large ratio, so a small
     # cascade may come out capped. crosses_threshold's min_observed guards that.
-    if offspring >= 1.0:
+    capped = offspring >= 1.0
+    if capped:
         reposts = max(parameters.max_reposts, float(observed))
         reason = f"{head} (supercritical): no finite {target}, capped at {reposts:,.0f}"
-        return Forecast(
-            "seismic",
-            reposts,
-            observed,
-            age,
-            horizon,
-            reason,
-            branching_ratio=branching_ratio,
-            supercritical=supercritical,
-            capped=True,
-        )
-
-    reposts = observed + infectiousness * float(reach @ remaining) / (1.0 - offspring)
-    state = "supercritical, keeps growing" if supercritical else "subcritical"
-    reason = f"{head} ({state}): {target} is {reposts:,.0f} reposts"
+    else:
+        spread = infectiousness * float(reach @ remaining) / (1.0 - offspring)
+        reposts = observed + spread
+        state = "supercritical, keeps growing" if supercritical else "subcritical"
+        reason = f"{head} ({state}): {target} is {reposts:,.0f} reposts"
     return Forecast(
         "seismic",
         reposts,
@@ -635,4 +626,5 @@ def _final_size(
         reason,
         branching_ratio=branching_ratio,
         supercritical=supercritical,
+        capped=capped,
     )

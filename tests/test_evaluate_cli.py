@@ -261,7 +261,7 @@ def test_cross_validate_with_too_few_records(tmp_path):
     assert "complaint (2)" in result.output
 
 
-def test_cross_validate_on_empty_texts_is_one_line_error(tmp_path):
+def test_cross_validate_empty_texts_error(tmp_path):
     records = [{"text": "", "label": "complaint"}] * 3
     records += [{"text": "", "label": "not_complaint"}] * 3
     data = write_jsonl(tmp_path / "empty.jsonl", records)
