@@ -184,6 +184,27 @@ class Alerts:
 
 
 @dataclass(frozen=True)
+class EarlyWarning:
+    """When a post, a problem or the brand's mood warns of a crisis.
+
+    A post whose reposts are forecast to reach ``viral_reposts`` within 24
+    hours is flagged as going viral, once at least ``min_observed_reposts``
+    have been seen, and its public impact is raised to the band of the
+    forecast (at least 2). When ``problem_people`` distinct people reported a
+    problem within ``problem_days``, its posts get public impact 2, and 3 from
+    ``problem_people_high`` people. ``burst_detector`` watches each problem's
+    hourly posts and the brand's hourly share of grievances and complaints.
+    """
+
+    viral_reposts: int = 1000
+    min_observed_reposts: int = 20
+    problem_days: int = 30
+    problem_people: int = 5
+    problem_people_high: int = 20
+    burst_detector: Literal["kleinberg", "mean_std"] = "kleinberg"
+
+
+@dataclass(frozen=True)
 class Storage:
     url: str = "sqlite:///data/fenghuo.db"
     batch_size: int = 500
@@ -203,6 +224,7 @@ class Config:
     timezone: str = "Asia/Shanghai"
     storage: Storage = field(default_factory=Storage)
     alerts: Alerts = field(default_factory=Alerts)
+    early_warning: EarlyWarning = field(default_factory=EarlyWarning)
     # Folder that relative paths in this file are read from; set by the loader.
     base_dir: str = "."
     # The file this config was read from; set by the loader.
@@ -459,6 +481,7 @@ def _check(config: Config, path: Path) -> None:
                 )
 
     _check_storage(config.storage, path)
+    _check_early_warning(config.early_warning, path)
     _check_timezone(config.timezone, "timezone", path)
     for i, source in enumerate(config.sources):
         if source.timezone:
@@ -498,6 +521,25 @@ def _check(config: Config, path: Path) -> None:
                 f"{path}: alerts.routing.{level}: no recipients; give it departments "
                 "with recipients or recipients of its own"
             )
+
+
+def _check_early_warning(warning: EarlyWarning, path: Path) -> None:
+    for name in ("viral_reposts", "problem_days", "problem_people"):
+        value = getattr(warning, name)
+        if value < 1:
+            raise ConfigError(
+                f"{path}: early_warning.{name}: expected a positive number; got {value}"
+            )
+    if warning.min_observed_reposts < 0:
+        raise ConfigError(
+            f"{path}: early_warning.min_observed_reposts: expected 0 or more; "
+            f"got {warning.min_observed_reposts}"
+        )
+    if warning.problem_people_high < warning.problem_people:
+        raise ConfigError(
+            f"{path}: early_warning.problem_people_high: expected at least "
+            f"problem_people ({warning.problem_people}); got {warning.problem_people_high}"
+        )
 
 
 def _check_storage(storage: Storage, path: Path) -> None:

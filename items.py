@@ -18,6 +18,7 @@ LEVELS = ("normal", "medium", "critical")
 FACTORS = ("customer_loss", "company_fault", "public_impact", "customer_identity")
 VERIFIED_TYPES = ("none", "personal", "media", "government", "enterprise")
 ROOT_CAUSES = ("product", "service", "process")
+SIGNAL_KINDS = ("critical", "viral", "escalation", "burst")
 
 FACTOR_NAMES_ZH = {
     "customer_loss": "客户损失",
@@ -192,6 +193,28 @@ class Assessment:
     relevance: Relevance
     classification: Classification
     grading: Grading | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One early warning for the alert stage.
+
+    ``kind`` is one of SIGNAL_KINDS. ``key`` is unique among all signals, so
+    that the same warning is stored once however often the job sees it.
+    ``subject`` is "post", "problem" or "brand". ``occurred_at`` is when the
+    event happened: the post's time, the time of a forecast, a burst's first
+    hour. ``reason`` is one sentence an analyst can read.
+    """
+
+    kind: str
+    key: str
+    subject: str
+    reason: str
+    occurred_at: datetime
+    post_id: int | None = None
+    problem_id: int | None = None
+    level: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 def as_dict(value: Any) -> Any:

@@ -32,11 +32,12 @@ from alerts.mail import compose
 from alerts.outbox import EmlTransport, SmtpTransport, Transport, deliver_pending
 from collectors import CollectorError, build_collector
 from config import Config, ConfigError, Source
-from items import KINDS, LEVELS, Assessment, Item
+from items import KINDS, LEVELS, SIGNAL_KINDS, Assessment, Item, Signal
 from nlp import Analyzer
 from nlp.segment import Segmenter
 from signals.problems import STATE_VERSION, Assignment, Problem, ProblemGrouper
-from storage import LockHeld, NewAlert, Store
+from signals.watch import Watch
+from storage import LockHeld, NewAlert, Saved, Store
 from storage.rows import GroupingChanges, PostAssignment, ProblemSummary
 
 logger = logging.getLogger("pipeline")
@@ -82,6 +83,12 @@ class SourceSummary:
     # Ids of the problems that posts started, and of every problem that got posts.
     new_problems: set[int] = field(default_factory=set)
     changed_problems: set[int] = field(default_factory=set)
+    # The newest post time the run grouped into a problem, which ends the
+    # hourly series the burst detector reads.
+    newest_post: datetime | None = None
+    refreshed: int = 0
+    regraded: int = 0
+    signals: Counter = field(default_factory=Counter)
 
 
 class Job:
@@ -104,6 +111,7 @@ class Job:
         self.segmenter = Segmenter.for_brand(config.brand)
         self._grouping = threading.Lock()
         self._grouper: ProblemGrouper | None = self._load_grouper()
+        self.watch = Watch(config.early_warning, self.analyzer, store)
 
     def run_source(
         self, source: Source, *, show_progress: bool = False
@@ -122,6 +130,7 @@ class Job:
             summary.status, summary.error = "failed", f"{type(exc).__name__}: {exc}"
             logger.exception("source crashed source=%s", source.name)
 
+        self._watch_bursts(summary)
         self._settle_status(summary)
         summary.seconds = time.monotonic() - started
         self._finish_run(run_id, summary)
@@ -170,9 +179,10 @@ class Job:
             source.name, collector.estimate_total(cursor), show_progress
         ) as progress:
             for batch in collector.collect(cursor):
-                ids = self.store.add_items(
+                stored = self.store.add_batch(
                     batch.items, cursor=(source.name, batch.cursor)
                 )
+                ids = stored.ids
                 new = [
                     (i, item)
                     for i, item in zip(ids, batch.items, strict=True)
@@ -191,6 +201,7 @@ class Job:
                 summary.new += len(new)
                 summary.duplicates += len(batch.items) - len(new)
                 self.process(new, summary)
+                self.refresh(stored.refreshed, summary)
                 progress.advance(len(batch.items) + len(batch.rejected))
                 if self.stop.is_set():
                     logger.info("source stopping after batch source=%s", source.name)
@@ -226,12 +237,13 @@ class Job:
     ) -> None:
         post_ids = [post_id for post_id, _ in posts]
         assessments = self.analyzer.analyse([item for _, item in posts])
-        alerts = self._compose_alerts(posts, assessments)
         with self._grouping:
             try:
-                grouping = self._group(posts, assessments)
-                alert_ids = self.store.save_assessments(
-                    post_ids, assessments, alerts, grouping
+                grouping, problems = self._group(posts, assessments)
+                assessments, signals = self.watch.assess(posts, assessments, problems)
+                alerts = self._compose_alerts(posts, assessments)
+                saved = self.store.save_batch(
+                    post_ids, assessments, alerts, grouping, signals
                 )
             except BaseException:
                 # The grouper now contains posts that the database does not,
@@ -243,20 +255,100 @@ class Job:
             summary.kinds[assessment.classification.kind] += 1
             if assessment.grading is not None:
                 summary.levels[assessment.grading.level] += 1
-        summary.alerts += sum(1 for alert_id in alert_ids if alert_id is not None)
+        self._count_saved(saved, signals, summary)
         for assignment in grouping.assignments:
             summary.changed_problems.add(assignment.problem_id)
             if assignment.matched_by == "new":
                 summary.new_problems.add(assignment.problem_id)
+            if (
+                summary.newest_post is None
+                or assignment.posted_at > summary.newest_post
+            ):
+                summary.newest_post = assignment.posted_at
+
+    def refresh(self, post_ids: list[int], summary: SourceSummary) -> None:
+        """Grade known posts again after their engagement changed.
+
+        A post whose grading moves gets a new grading row (and an alert when
+        its level now calls for one), and new signals are stored. A failure
+        is logged and leaves the posts as they were: the next sighting tries
+        again.
+        """
+        if not post_ids:
+            return
+        summary.refreshed += len(post_ids)
+        try:
+            with self._grouping:
+                regradings = self.watch.regrade(post_ids, self._current_grouper())
+            changed = [r for r in regradings if r.changed]
+            alerts = self._compose_alerts(
+                [(r.post_id, r.item) for r in changed], [r.assessment for r in changed]
+            )
+            signals = [warning for r in regradings for warning in r.signals]
+            saved = self.store.save_regradings(
+                [(r.post_id, r.assessment.grading) for r in changed], alerts, signals
+            )
+        except Exception:
+            logger.exception(
+                "regrading failed source=%s posts=%s", summary.source, len(post_ids)
+            )
+            return
+        summary.regraded += len(changed)
+        self._count_saved(saved, signals, summary)
+
+    def _count_saved(
+        self, saved: Saved, signals: list[Signal], summary: SourceSummary
+    ) -> None:
+        summary.alerts += sum(1 for alert_id in saved.alert_ids if alert_id is not None)
+        for warning, signal_id in zip(signals, saved.signal_ids, strict=True):
+            if signal_id is not None:
+                summary.signals[warning.kind] += 1
+
+    def _watch_bursts(self, summary: SourceSummary) -> None:
+        """Store the bursts of the problems a run touched, and of the brand.
+
+        The hourly series end at the newest post the run grouped, or now if
+        that is later than now (a clock ahead in a source).
+        """
+        if summary.newest_post is None:
+            return
+        end = min(summary.newest_post, datetime.now(UTC))
+        try:
+            with self._grouping:
+                grouper = self._current_grouper()
+                labels = {i: grouper.problem(i).label for i in summary.changed_problems}
+            signals = self.watch.bursts(labels, end)
+            saved = self.store.add_signals(signals)
+        except Exception:
+            logger.exception("burst watch failed source=%s", summary.source)
+            return
+        for warning, signal_id in zip(signals, saved, strict=True):
+            if signal_id is not None:
+                summary.signals[warning.kind] += 1
+                logger.info(
+                    "burst signalled source=%s subject=%s problem=%s",
+                    summary.source,
+                    warning.subject,
+                    warning.problem_id,
+                )
+
+    def _current_grouper(self) -> ProblemGrouper:
+        """Return the grouper, loading it from the store after a failed save."""
+        if self._grouper is None:
+            self._grouper = self._load_grouper()
+        return self._grouper
 
     def _group(
         self, posts: list[tuple[int, Item]], assessments: list[Assessment]
-    ) -> GroupingChanges:
-        """Assign analysed posts to problems in post order, without saving them."""
-        if self._grouper is None:
-            self._grouper = self._load_grouper()
-        grouper = self._grouper
+    ) -> tuple[GroupingChanges, dict[int, tuple[int, int]]]:
+        """Assign analysed posts to problems in post order, without saving them.
+
+        Also returns, for each assigned post, its problem and the number of
+        people who had reported that problem when the post joined it.
+        """
+        grouper = self._current_grouper()
         assigned: list[tuple[int, Assignment]] = []
+        problems: dict[int, tuple[int, int]] = {}
         for (post_id, item), assessment in zip(posts, assessments, strict=True):
             assignment = grouper.assign(item, assessment)
             if assignment is None:
@@ -265,15 +357,19 @@ class Job:
                 logger.debug("post already grouped post=%s", post_id)
                 continue
             assigned.append((post_id, assignment))
+            since = self.watch.since(item)
+            reporters = grouper.recent_reporters(assignment.problem_id, since)
+            problems[post_id] = (assignment.problem_id, reporters)
 
         problem_ids = dict.fromkeys(a.problem_id for _, a in assigned)
         incident_ids = dict.fromkeys(a.incident_id for _, a in assigned)
-        return GroupingChanges(
+        changes = GroupingChanges(
             state_version=STATE_VERSION,
             assignments=tuple(_post_assignment(i, a) for i, a in assigned),
             problems=tuple(_problem_data(grouper.problem(i)) for i in problem_ids),
             incidents=tuple(grouper.incident(i).to_dict() for i in incident_ids),
         )
+        return changes, problems
 
     def _load_grouper(self) -> ProblemGrouper:
         """Build the grouper from the problems in the store, or an empty one."""
@@ -985,6 +1081,14 @@ def _format_summary(summaries, seconds: float, config: Config, pending: int) -> 
     lines.append(
         f"problems: {len(new_problems)} new, {len(changed - new_problems)} updated"
     )
+    signals = sum((s.signals for s in summaries), Counter())
+    lines.append("signals: " + _counts(signals, SIGNAL_KINDS))
+    refreshed = sum(s.refreshed for s in summaries)
+    if refreshed:
+        regraded = sum(s.regraded for s in summaries)
+        lines.append(
+            f"seen again with new engagement: {refreshed}, regraded {regraded}"
+        )
     lines.append(f"{total} new posts in {seconds:.1f}s ({rate:,.0f} posts/s)")
     return "\n".join(lines)
 

@@ -64,6 +64,19 @@ class Grader:
         if classification.kind not in GRADED_KINDS:
             return None
         scores, safety = score_factors(item, normalized, classification)
+        return self.from_scores(item, classification, scores, safety)
+
+    def from_scores(
+        self,
+        item: Item,
+        classification: Classification,
+        scores: tuple[FactorScore, ...],
+        safety: bool,
+    ) -> Grading:
+        """Return the grading that factor scores imply under this strategy.
+
+        The job calls it when context beyond the post raises a factor.
+        """
         level = level_for(scores, safety, self.thresholds)
         high_risk = classification.kind == "grievance" and is_high_risk(
             scores, safety, classification

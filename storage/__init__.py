@@ -1,9 +1,9 @@
 """Storage: the database tables, their migrations and the queries of the pipeline.
 
 This is the only package that runs SQL. :class:`Store` keeps posts,
-engagement snapshots, classifications, gradings, alerts with their
-deliveries, collector cursors and collection runs in a SQLite file (the
-default) or in PostgreSQL, with the same schema on both. Alembic migrations
+engagement snapshots, classifications, gradings, problems, early-warning
+signals, alerts with their deliveries, collector cursors and collection runs
+in a SQLite file (the default) or in PostgreSQL, with the same schema on both. Alembic migrations
 live in ``storage/migrations``, and :meth:`Store.migrate` applies them.
 
 Datetimes are timezone-aware on the way in and come back in UTC. Methods
@@ -18,8 +18,11 @@ from .records import (
     AlertRecord,
     NewAlert,
     PostRecord,
+    Saved,
+    SignalRecord,
     SourceStatus,
     StatusReport,
+    StoredBatch,
 )
 from .store import DELIVERY_CHANNELS, Store
 
@@ -29,8 +32,11 @@ __all__ = [
     "LockHeld",
     "NewAlert",
     "PostRecord",
+    "Saved",
+    "SignalRecord",
     "SourceStatus",
     "StatusReport",
+    "StoredBatch",
     "Store",
     "alembic_config",
     "create_store_engine",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from items import Classification, Grading, Item, Relevance
+from items import Classification, Grading, Item, Relevance, Signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,43 @@ class NewAlert:
     recipients: tuple[str, ...]
     message_id: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """What storing a batch of collected items did.
+
+    ``ids`` holds, in the position of each item, the id of the post it
+    created, or None for a post already stored. ``refreshed`` lists the
+    already stored posts whose engagement changed, once each.
+    """
+
+    ids: list[int | None]
+    refreshed: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """The ids of the alerts and signals a save stored, None where one was known.
+
+    Both lists follow the order of what was passed in.
+    """
+
+    alert_ids: list[int | None]
+    signal_ids: list[int | None]
+
+    @property
+    def new_signals(self) -> int:
+        return sum(1 for signal_id in self.signal_ids if signal_id is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRecord:
+    """A stored early-warning signal."""
+
+    id: int
+    signal: Signal
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,10 @@ from items import (
     Grading,
     Item,
     Relevance,
+    Signal,
 )
 
-from .records import AlertRecord
+from .records import AlertRecord, SignalRecord
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,36 @@ def grading_row(
         created_at=now,
     )
     return row
+
+
+def signal_row(signal: Signal, now: datetime) -> dict[str, Any]:
+    return {
+        "kind": signal.kind,
+        "key": signal.key,
+        "subject": signal.subject,
+        "post_id": signal.post_id,
+        "problem_id": signal.problem_id,
+        "level": signal.level,
+        "reason": clean_text(signal.reason),
+        "detail": dict(signal.detail),
+        "occurred_at": signal.occurred_at,
+        "created_at": now,
+    }
+
+
+def signal_record(row: Mapping[str, Any]) -> SignalRecord:
+    signal = Signal(
+        kind=row["kind"],
+        key=row["key"],
+        subject=row["subject"],
+        reason=row["reason"],
+        occurred_at=row["occurred_at"],
+        post_id=row["post_id"],
+        problem_id=row["problem_id"],
+        level=row["level"],
+        detail=dict(row["detail"] or {}),
+    )
+    return SignalRecord(id=row["id"], signal=signal, created_at=row["created_at"])
 
 
 def item_from_row(row: Mapping[str, Any], engagement: Mapping[str, Any] | None) -> Item:

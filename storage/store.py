@@ -14,12 +14,20 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from items import Assessment, Item
+from items import Assessment, Grading, Item, Signal
 
 from . import rows
 from .engine import WRITE_LOCK_OPTION, create_store_engine, upgrade
 from .lock import HeldLock, job_lock
-from .records import AlertRecord, NewAlert, PostRecord, StatusReport
+from .records import (
+    AlertRecord,
+    NewAlert,
+    PostRecord,
+    Saved,
+    SignalRecord,
+    StatusReport,
+    StoredBatch,
+)
 from .status import read_status
 from .tables import (
     alert_deliveries,
@@ -33,6 +41,7 @@ from .tables import (
     posts,
     problem_posts,
     problems,
+    signals,
     source_runs,
 )
 
@@ -124,11 +133,18 @@ class Store:
     def add_items(
         self, items: Sequence[Item], *, cursor: tuple[str, str] | None = None
     ) -> list[int | None]:
+        """Store items as :meth:`add_batch` does; return the new posts' ids."""
+        return self.add_batch(items, cursor=cursor).ids
+
+    def add_batch(
+        self, items: Sequence[Item], *, cursor: tuple[str, str] | None = None
+    ) -> StoredBatch:
         """Store new posts and record engagement of known ones, in one transaction.
 
         Returns, in the position of each item, the id of the post it created,
         or None when the post was already stored or appeared earlier in the
-        batch (the first occurrence wins). Known posts get a new
+        batch (the first occurrence wins), and the ids of the known posts whose
+        engagement changed. Known posts get a new
         ``last_seen_at`` and an engagement snapshot only when the counts
         changed. ``cursor`` is ``(source, value)``, saved in the same
         transaction, so that the posts and the cursor commit or fail together.
@@ -142,6 +158,7 @@ class Store:
             positions.setdefault(rows.post_key(item), index)
 
         new_ids: dict[tuple[str, str], int] = {}
+        refreshed: list[int] = []
         with self._write() as connection:
             if cursor is not None:
                 self._set_cursor(connection, *cursor)
@@ -151,7 +168,7 @@ class Store:
                 (key, items[i]) for key, i in positions.items() if key not in new_ids
             ]
             if known:
-                self._update_known_posts(connection, known)
+                refreshed = self._update_known_posts(connection, known)
 
         result: list[int | None] = [None] * len(items)
         for key, post_id in new_ids.items():
@@ -162,7 +179,7 @@ class Store:
             len(new_ids),
             time.perf_counter() - started,
         )
-        return result
+        return StoredBatch(result, refreshed)
 
     def _insert_posts(
         self,
@@ -193,7 +210,8 @@ class Store:
 
     def _update_known_posts(
         self, connection: Connection, known: list[tuple[tuple[str, str], Item]]
-    ) -> None:
+    ) -> list[int]:
+        """Record that known posts were seen again; return those whose counts changed."""
         post_ids = _find_post_ids(connection, [key for key, _ in known])
         latest = _latest_engagement(connection, list(post_ids.values()))
 
@@ -215,6 +233,7 @@ class Store:
         connection.execute(statement, seen)
         if snapshots:
             connection.execute(insert(engagement_snapshots), snapshots)
+        return [row["post_id"] for row in snapshots]
 
     def _set_cursor(self, connection: Connection, source: str, value: str) -> None:
         statement = self._insert(collector_cursors).values(
@@ -297,23 +316,36 @@ class Store:
         new_alerts: Sequence[NewAlert] = (),
         grouping: rows.GroupingChanges | None = None,
     ) -> list[int | None]:
+        """Save as :meth:`save_batch` does; return the new alerts' ids."""
+        return self.save_batch(post_ids, assessments, new_alerts, grouping).alert_ids
+
+    def save_batch(
+        self,
+        post_ids: Sequence[int],
+        assessments: Sequence[Assessment],
+        new_alerts: Sequence[NewAlert] = (),
+        grouping: rows.GroupingChanges | None = None,
+        new_signals: Sequence[Signal] = (),
+    ) -> Saved:
         """Store a classification per post, a grading where one was made, the
-        alerts they raise and the problems they changed, all in one transaction.
+        alerts and signals they raise and the problems they changed, all in one
+        transaction.
 
         ``post_ids[i]`` is the post that ``assessments[i]`` is about. Because
         everything commits together, a crash can never leave a post graded but
         its alert lost, nor assessed without its problem or the other way
-        round. Returns the ids of the new alerts as :meth:`add_alerts` does.
-        Raises ValueError when the lengths differ or a grading lacks one of
-        the four factors, and ``sqlalchemy.exc.IntegrityError`` when a post
-        already has a problem. Either way it stores nothing.
+        round. Returns the ids of the new alerts as :meth:`add_alerts` does,
+        and those of the new signals likewise. Raises ValueError when the
+        lengths differ or a grading lacks one of the four factors, and
+        ``sqlalchemy.exc.IntegrityError`` when a post already has a problem.
+        Either way it stores nothing.
         """
         if len(post_ids) != len(assessments):
             raise ValueError(
                 f"got {len(post_ids)} post ids for {len(assessments)} assessments"
             )
-        if not post_ids and not new_alerts and grouping is None:
-            return []
+        if not post_ids and not new_alerts and grouping is None and not new_signals:
+            return Saved([], [])
         now = utcnow()
         classification_rows = [
             rows.classification_row(post_id, assessment, now)
@@ -327,7 +359,37 @@ class Store:
                 )
             if grouping is not None:
                 self._save_grouping(connection, grouping, now)
-            return self._insert_alerts(connection, new_alerts, now)
+            alert_ids = self._insert_alerts(connection, new_alerts, now)
+            signal_ids = self._insert_signals(connection, new_signals, now)
+        return Saved(alert_ids, signal_ids)
+
+    def save_regradings(
+        self,
+        regradings: Sequence[tuple[int, Grading]],
+        new_alerts: Sequence[NewAlert] = (),
+        new_signals: Sequence[Signal] = (),
+    ) -> Saved:
+        """Store new gradings of classified posts, with their alerts and signals.
+
+        Each ``(post_id, grading)`` is added to the post's latest
+        classification, as its latest grading. A post without a classification
+        raises LookupError and nothing is stored.
+        """
+        now = utcnow()
+        with self._write() as connection:
+            latest = _latest_classification_ids(connection, [i for i, _ in regradings])
+            missing = [i for i, _ in regradings if i not in latest]
+            if missing:
+                raise LookupError(f"post {missing[0]} has no classification to regrade")
+            grading_rows = [
+                rows.grading_row(post_id, latest[post_id], grading, now)
+                for post_id, grading in regradings
+            ]
+            if grading_rows:
+                connection.execute(insert(gradings), grading_rows)
+            alert_ids = self._insert_alerts(connection, new_alerts, now)
+            signal_ids = self._insert_signals(connection, new_signals, now)
+        return Saved(alert_ids, signal_ids)
 
     def _insert_assessments(
         self,
@@ -451,6 +513,142 @@ class Store:
                 rows.problem_summary(row)
                 for row in connection.execute(statement).mappings()
             ]
+
+    # Early-warning signals
+
+    def _insert_signals(
+        self, connection: Connection, new_signals: Sequence[Signal], now: datetime
+    ) -> list[int | None]:
+        """Insert signals whose key is new; return their ids, None for the others."""
+        positions: dict[str, int] = {}
+        for index, signal in enumerate(new_signals):
+            positions.setdefault(signal.key, index)
+        result: list[int | None] = [None] * len(new_signals)
+        if not positions:
+            return result
+        signal_rows = [rows.signal_row(new_signals[i], now) for i in positions.values()]
+        statement = (
+            self._insert(signals)
+            .on_conflict_do_nothing(index_elements=[signals.c.key])
+            .returning(signals.c.id, signals.c.key)
+        )
+        for row in connection.execute(statement, signal_rows):
+            result[positions[row.key]] = row.id
+        return result
+
+    def add_signals(self, new_signals: Sequence[Signal]) -> list[int | None]:
+        """Store signals whose key is new; return their ids, None for known keys."""
+        with self._write() as connection:
+            return self._insert_signals(connection, new_signals, utcnow())
+
+    def recent_signals(
+        self, *, limit: int = 20, since: datetime | None = None
+    ) -> list[SignalRecord]:
+        """Return the signals stored last, newest first, from ``since`` if given."""
+        statement = select(signals).order_by(signals.c.id.desc()).limit(limit)
+        if since is not None:
+            statement = statement.where(signals.c.created_at >= since)
+        with self._read() as connection:
+            return [
+                rows.signal_record(row)
+                for row in connection.execute(statement).mappings()
+            ]
+
+    def last_burst_starts(
+        self, problem_ids: Sequence[int | None]
+    ) -> dict[int | None, datetime]:
+        """Return the start of the latest burst signalled for each problem.
+
+        None stands for the brand as a whole. Subjects without a burst signal
+        are left out.
+        """
+        found: dict[int | None, datetime] = {}
+        wanted = [i for i in problem_ids if i is not None]
+        burst = signals.c.kind == "burst"
+        statements = []
+        if None in problem_ids:
+            statements.append(
+                select(signals.c.problem_id, func.max(signals.c.occurred_at))
+                .where(burst, signals.c.subject == "brand")
+                .group_by(signals.c.problem_id)
+            )
+        for chunk in _chunks(wanted, LOOKUP_CHUNK):
+            statements.append(
+                select(signals.c.problem_id, func.max(signals.c.occurred_at))
+                .where(burst, signals.c.problem_id.in_(chunk))
+                .group_by(signals.c.problem_id)
+            )
+        with self._read() as connection:
+            for statement in statements:
+                for problem_id, started in connection.execute(statement):
+                    found[problem_id] = started
+        return found
+
+    # Series for the early warnings
+
+    def repost_history(
+        self, post_ids: Sequence[int]
+    ) -> dict[int, list[tuple[datetime, int]]]:
+        """Return each post's ``(taken_at, reposts)`` snapshots, oldest first."""
+        snapshots = engagement_snapshots.c
+        history: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+        with self._read() as connection:
+            for chunk in _chunks(post_ids, LOOKUP_CHUNK):
+                statement = (
+                    select(snapshots.post_id, snapshots.taken_at, snapshots.reposts)
+                    .where(snapshots.post_id.in_(chunk))
+                    .order_by(snapshots.post_id, snapshots.id)
+                )
+                for post_id, taken_at, reposts in connection.execute(statement):
+                    history[post_id].append((taken_at, reposts))
+        return dict(history)
+
+    def problem_post_times(
+        self, problem_ids: Sequence[int], since: datetime
+    ) -> dict[int, list[datetime]]:
+        """Return the times of the posts of each problem posted at or after ``since``.
+
+        Reposts count as much as reports: a burst of reposts is a burst.
+        """
+        times: dict[int, list[datetime]] = defaultdict(list)
+        column = problem_posts.c
+        with self._read() as connection:
+            for chunk in _chunks(problem_ids, LOOKUP_CHUNK):
+                statement = select(column.problem_id, column.posted_at).where(
+                    column.problem_id.in_(chunk), column.posted_at >= since
+                )
+                for problem_id, posted_at in connection.execute(statement):
+                    times[problem_id].append(posted_at)
+        return dict(times)
+
+    def brand_post_times(self, since: datetime) -> list[tuple[datetime, bool]]:
+        """Return the creation time of each post about the brand from ``since``,
+        and whether its latest classification is a grievance or a complaint.
+
+        Posts without a creation time are left out.
+        """
+        statement = (
+            select(
+                posts.c.id,
+                posts.c.created_at,
+                classifications.c.id.label("classification_id"),
+                classifications.c.kind,
+                classifications.c.relevant,
+            )
+            .join(classifications, classifications.c.post_id == posts.c.id)
+            .where(posts.c.created_at >= since)
+        )
+        latest: dict[int, Any] = {}
+        with self._read() as connection:
+            for row in connection.execute(statement):
+                known = latest.get(row.id)
+                if known is None or row.classification_id > known.classification_id:
+                    latest[row.id] = row
+        return [
+            (row.created_at, row.kind in ("grievance", "complaint"))
+            for row in latest.values()
+            if row.relevant
+        ]
 
     # Alerts
 
@@ -690,6 +888,24 @@ def _latest_engagement(
         ).where(snapshots.id.in_(last_ids))
         for row in connection.execute(statement):
             latest[row.post_id] = (row.likes, row.reposts, row.comments)
+    return latest
+
+
+def _latest_classification_ids(
+    connection: Connection, post_ids: Sequence[int]
+) -> dict[int, int]:
+    """Return the id of each post's latest classification, for posts that have one."""
+    column = classifications.c
+    latest: dict[int, int] = {}
+    for chunk in _chunks(post_ids, LOOKUP_CHUNK):
+        statement = (
+            select(column.post_id, func.max(column.id))
+            .where(column.post_id.in_(chunk))
+            .group_by(column.post_id)
+        )
+        latest.update(
+            (post_id, last) for post_id, last in connection.execute(statement)
+        )
     return latest
 
 

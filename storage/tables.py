@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from items import SIGNAL_KINDS
+
 # SQLite makes only a column declared exactly INTEGER PRIMARY KEY an alias of
 # the rowid, which is what gives it automatic ids.
 ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -35,6 +37,7 @@ ID = BigInteger().with_variant(Integer(), "sqlite")
 ALERT_STATUSES = ("pending", "sent", "failed")
 DELIVERY_STATUSES = ("sent", "failed")
 RUN_STATUSES = ("running", "ok", "partial", "failed")
+SIGNAL_SUBJECTS = ("post", "problem", "brand")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -360,6 +363,38 @@ class IncidentAuthor(Base):
     reporter: Mapped[bool]
 
 
+class SignalRow(Base):
+    """An early warning for the alert stage, stored once under its key.
+
+    ``subject`` says what it is about: a post (critical, viral, escalation), a
+    problem or the brand as a whole (burst). ``occurred_at`` is when the event
+    happened, ``created_at`` when the job noticed it.
+    """
+
+    __tablename__ = "signals"
+    __table_args__ = (
+        CheckConstraint(_in("kind", SIGNAL_KINDS), "kind"),
+        CheckConstraint(_in("subject", SIGNAL_SUBJECTS), "subject"),
+        Index(None, "created_at"),
+        Index(None, "post_id"),
+        Index(None, "subject", "problem_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    subject: Mapped[str] = mapped_column(String(16))
+    post_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("posts.id"))
+    problem_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("problems.id")
+    )
+    level: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]]
+    occurred_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
 metadata = Base.metadata
 posts = Post.__table__
 engagement_snapshots = EngagementSnapshot.__table__
@@ -373,3 +408,4 @@ problems = ProblemRow.__table__
 incidents = IncidentRow.__table__
 problem_posts = ProblemPost.__table__
 incident_authors = IncidentAuthor.__table__
+signals = SignalRow.__table__
