@@ -28,6 +28,8 @@ _NOT_MONEY_AFTER = re.compile(
     re.IGNORECASE,
 )
 _MULTIPLIERS = {"万": 10_000, "w": 10_000, "千": 1_000, "k": 1_000}
+_SPOKEN_FIRST = frozenset("一二两三四五六七八九十")
+_ROUGH_COUNTS = frozenset("几上好数")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +47,7 @@ def find_amounts(text: str) -> list[Amount]:
     found = []
     for match in _AMOUNT.finditer(text):
         currency, number, unit = match.group("currency", "number", "unit")
-        # A Chinese numeral with 万 or 千 carries its own magnitude ("损失三万").
-        spoken = number[0] not in "0123456789" and ("万" in number or "千" in number)
-        if not currency and not unit and not spoken:
+        if not currency and not unit and not _is_spoken_amount(text, match):
             continue
         if _NOT_MONEY_AFTER.match(text, match.end()):
             continue
@@ -58,6 +58,22 @@ def find_amounts(text: str) -> list[Amount]:
         value *= _MULTIPLIERS.get(unit[:1], 1)
         found.append(Amount(value, match.start(), match.end(), match.group().strip()))
     return found
+
+
+def _is_spoken_amount(text: str, match: re.Match) -> bool:
+    """Return True for a Chinese numeral that carries its own magnitude.
+
+    "损失三万" and "亏了几万" are money without a unit. The numeral starts with
+    a digit or 十, or is a bare 万 or 千 after a rough count (几, 上, 好, 数),
+    so the idioms "千万别买" and "万一" are not money.
+    """
+    number = match.group("number")
+    if "万" not in number and "千" not in number:
+        return False
+    if number[0] in _SPOKEN_FIRST:
+        return True
+    before = text[match.start() - 1 : match.start()]
+    return number in ("万", "千") and before in _ROUGH_COUNTS
 
 
 def _parse_number(number: str) -> float | None:

@@ -7,6 +7,8 @@ the post. When the evidence is unclear the lower score is taken.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from items import Classification, FactorScore, Item, NormalizedText
 from nlp import cues
 from nlp.amounts import Amount, find_amounts
@@ -19,21 +21,30 @@ LOSS_HIGH_YUAN = 50_000
 PRICE_WINDOW = 6
 # Interaction bands for public impact 1, 2 and 3.
 INTERACTION_BANDS = (10, 1_000, 10_000)
-# Entries of the same problem on a complaint platform that show many owners.
-SIMILAR_ENTRIES = 200
 MEDIA_ROLES = frozenset({"media", "journalist", "kol"})
 EVIDENCE_CHARS = 20
 # Root causes that the company owns, with their evidence labels.
 DEFECT_CAUSES = {"product": "产品问题", "service": "服务问题"}
+# Demands whose claimed amount is the price of the car.
+RETURN_DEMANDS = frozenset({"return_car", "exchange_car"})
 
 
-def customer_loss(scan: Scan) -> tuple[FactorScore, bool]:
-    """Score customer loss and report whether a safety event actually happened."""
-    events, hazards = _safety_hits(scan)
+def customer_loss(scan: Scan, demands: Sequence[str] = ()) -> tuple[FactorScore, bool]:
+    """Score customer loss and report whether a safety event actually happened.
+
+    ``demands`` are the demand codes of the post. With a return or exchange
+    demand, an amount of ``LOSS_HIGH_YUAN`` or more is the price of the car,
+    which is not a loss.
+    """
+    events, hazards, damage = _safety_hits(scan)
     if events:
         return _score("customer_loss", 3, [f"安全事件:{events[0].text}"]), True
 
     amounts = _loss_amounts(scan)
+    if RETURN_DEMANDS & set(demands):
+        # NOTE: a real loss of this size claimed beside a return demand (a
+        # fleet's lost income) is dropped too and scores on other evidence.
+        amounts = [amount for amount in amounts if amount.yuan < LOSS_HIGH_YUAN]
     largest = max(amounts, key=lambda a: a.yuan, default=None)
     if largest is not None and largest.yuan >= LOSS_HIGH_YUAN:
         return _score("customer_loss", 3, [f"金额{largest.text}"]), False
@@ -45,6 +56,8 @@ def customer_loss(scan: Scan) -> tuple[FactorScore, bool]:
     if largest is not None and largest.yuan >= LOSS_MEDIUM_YUAN:
         evidence.append(f"金额{largest.text}")
     evidence += [f"无法用车:{h.text}" for h in unusable[:1]]
+    evidence += [f"功能失效:{h.text}" for h in scan.hits(cues.FUNCTION_LOST)[:1]]
+    evidence += [f"车辆受损:{h.text}" for h in damage[:1]]
     evidence += [f"健康:{h.text}" for h in scan.hits(cues.HEALTH)[:1]]
     evidence += [f"安全隐患:{h.text}" for h in hazards[:1]]
     if evidence:
@@ -52,26 +65,43 @@ def customer_loss(scan: Scan) -> tuple[FactorScore, bool]:
 
     if largest is not None:
         evidence.append(f"金额{largest.text}")
-    evidence += [f"时间:{h.text}" for h in scan.hits(cues.TIME_LOSS)[:1]]
-    faults = [h for h in scan.hits(cues.POLARITY) if h.code == "fault"]
-    evidence += [f"不便:{h.text}" for h in faults[:1]]
+    evidence += _minor_loss(scan)
     return _score("customer_loss", 1 if evidence else 0, evidence), False
 
 
-def _safety_hits(scan: Scan) -> tuple[list[Hit], list[Hit]]:
-    """Split safety words into events that happened and hazards.
+def _minor_loss(scan: Scan) -> list[str]:
+    """Name the time lost or the annoyance that sets customer loss 1.
+
+    A named defect of the car counts as at least a minor function annoyance.
+    """
+    evidence = [f"时间:{h.text}" for h in scan.hits(cues.TIME_LOSS)[:1]]
+    faults = [h for h in scan.hits(cues.POLARITY) if h.code == "fault"]
+    evidence += [f"不便:{h.text}" for h in faults[:1]]
+    product = [h for h in scan.hits(cues.ROOT_CAUSES) if h.code == "product"]
+    evidence += [f"产品问题:{h.text}" for h in product[:1]]
+    return evidence
+
+
+def _safety_hits(scan: Scan) -> tuple[list[Hit], list[Hit], list[Hit]]:
+    """Split safety words into events that happened, hazards and damage.
 
     An event word after a hypothetical or denying marker in the same clause
-    ("万一起火", "没有冒烟") is only a hazard.
+    ("万一起火", "没有冒烟") is only a hazard. A collision in the workshop
+    ("保养时把车撞了") is damage to the car, not a safety event.
+
+    NOTE: an event that the author only saw in a video or the news still
+    counts as an event, so such a post is graded critical.
     """
-    events, hazards = [], list(scan.hits(cues.SAFETY_HAZARDS))
+    hazards = list(scan.hits(cues.SAFETY_HAZARDS))
+    damage = scan.hits(cues.WORKSHOP_COLLISION)
+    events = []
     for hit in scan.hits(cues.SAFETY_EVENTS):
         markers = scan.in_clause(cues.HYPOTHETICAL, hit)
         if any(marker.start < hit.start for marker in markers):
             hazards.append(hit)
-        else:
+        elif not any(d.start <= hit.start and hit.end <= d.end for d in damage):
             events.append(hit)
-    return events, hazards
+    return events, hazards, damage
 
 
 def _loss_amounts(scan: Scan) -> list[Amount]:
@@ -137,10 +167,10 @@ def public_impact(
     if normalized.hashtags:
         candidates.append((1, f"话题#{_cut(normalized.hashtags[0], 12)}#"))
     if item.platform in ("12365auto", "heimao"):
-        if item.engagement.likes >= SIMILAR_ENTRIES:
-            candidates.append((2, f"同类{item.engagement.likes}条"))
-        else:
-            candidates.append((1, "投诉平台1条"))
+        # The likes of a platform entry count followers of that one case and
+        # fall in the interaction bands. Similar entries filed by other
+        # owners show only in the text ("同类投诉300多条").
+        candidates.append((1, "投诉平台1条"))
     candidates += _spread_words(scan, classification)
     if relayed:
         candidates.append(_relay_reach(item))

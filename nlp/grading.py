@@ -118,7 +118,7 @@ def score_factors(
     """
     scan = cues.scan(post_text(normalized))
     relayed = factors.is_relayed(item, normalized)
-    loss, safety = factors.customer_loss(scan)
+    loss, safety = factors.customer_loss(scan, classification.demands)
     scores = (
         loss,
         factors.company_fault(scan),

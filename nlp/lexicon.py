@@ -896,6 +896,9 @@ SAFETY_EVENTS = (
     "刹不住",
     "刹车变硬",
     "刹车踩不下",
+    "(?:刹车|制动)踏板.{0,4}(?:变硬|踩不下|踩不动|失灵)",
+    "踩不下去",
+    "手刹才(?:停|刹)",
     "制动失效",
     "失控",
     "断电",
@@ -904,7 +907,8 @@ SAFETY_EVENTS = (
     "突然没动力",
     "(?:行驶|开车|高速|路上|车速).{0,8}黑屏",
     "黑屏.{0,8}(?:看不到|看不见)车速",
-    "仪表.{0,4}黑屏",
+    "仪表.{0,6}(?:黑屏|黑了|全黑)",
+    "(?:车速|时速)(?:都|也)?(?:看不到|看不见|不显示)",
     "溜车",
     "往前溜",
     "往后溜",
@@ -913,8 +917,8 @@ SAFETY_EVENTS = (
     "撞了",
     "撞上",
     "追尾",
-    "差点撞",
-    "险些撞",
+    "(?:差点|差一点|险些|几乎)(?:就)?(?:撞|蹭|追尾|出事|冲出)",
+    "才没(?:撞|蹭|追尾|出事)",
     "受伤",
     "住院",
     "骨折",
@@ -937,6 +941,9 @@ SAFETY_EVENTS = (
     r"\bbrakes? failed\b",
     r"\blost power\b",
     r"\bcrash(?:ed)?\b",
+    r"\bslammed on\b",
+    r"\binches from\b",
+    r"\b(?:nearly|almost) (?:hit|crashed|rear-ended)\b",
     r"\binjur\w+",
     r"\bairbags? (?:didn'?t|failed)\b",
 )
@@ -950,16 +957,24 @@ SAFETY_HAZARDS = (
     "后怕",
     "吓死",
     "吓出",
-    "辅助驾驶.{0,6}退出",
-    "ADAS.{0,6}退出",
+    "(?:辅助驾驶|ADAS|巡航|车道保持|NOA).{0,8}退出",
     "警告灯",
     "故障灯",
     "报警灯",
+    "(?:系统|故障|高压|电池|胎压|电机|动力)报警",
+    "报警提示",
     "雨刮.{0,8}(?:刮不|刮不干净|看不清)",
     "风险",
     r"\bdangerous\b",
     r"\bsafety (?:issue|hazard|risk)\b",
     r"\bunsafe\b",
+)
+
+# A collision while the car is in the workshop's hands is damage to the car,
+# not a safety event on the road. The match stays within one clause.
+WORKSHOP_COLLISION = (
+    "(?:保养|维修|检修|洗车|挪车|钣喷)(?:时|的时候|期间|过程中)"
+    "[^,.;!?。,;!?]{0,16}(?:撞|碰)[了上坏伤]?",
 )
 
 # Words that make a safety word hypothetical or denied.
@@ -993,17 +1008,18 @@ CAR_UNUSABLE = (
     "启动不了",
     "拖车",
     "拖走",
-    "开不了",
+    # "开不了口", "开不了门", "开不了几次" are not a car out of use.
+    "开不了(?![口门多几])",
     "没法开",
     "不能开",
     "停在店里",
     "在店里.{0,4}(?:天|周|个月)",
     "修了.{0,3}(?:天|周|个月)",
-    "等配件",
-    "等件",
-    "一个月",
-    "半个月",
-    "两周",
+    "(?:停|放|扣|趴)在(?:店|厂|服务中心|4S店)",
+    "停驶",
+    "停运",
+    "没车开",
+    "没车用",
     "充不进电",
     "充不上电",
     r"\bwon'?t start\b",
@@ -1011,8 +1027,33 @@ CAR_UNUSABLE = (
     r"\bstranded\b",
 )
 
-# Time lost and inconvenience: customer loss 1.
+# A key function out of use for a day or more ("黑屏一个礼拜了",
+# "一周打不开"): customer loss 2. A count after the span ("一天三次") makes it
+# a frequency, not a duration.
+_DAYS = (
+    "(?:[一二两三四五六七八九十几\\d]+多?(?:天|周|个?礼拜|个?星期|个月|年)"
+    "|半个?(?:月|年))"
+)
+_BROKEN = (
+    "(?:黑屏|死机|失灵|失效|坏了|坏掉|不工作|打不开|用不了|不能用|没法用|连不上"
+    "|不制冷|不制热|没声音)"
+)
+_OUT_OF_USE = (
+    "(?:没法用|不能用|用不了|打不开|没(?:导航|空调|倒车影像)|不敢(?:开|倒|用))"
+)
+FUNCTION_LOST = (
+    _BROKEN
+    + "了?(?:整整|快|都|已经|近|足足)?"
+    + _DAYS
+    + "(?![一二两三四五六七八九十\\d]*次)",
+    _DAYS + "(?:都|了|多)?" + _OUT_OF_USE,
+)
+
+# Time lost and inconvenience: customer loss 1. Waiting for a part is
+# ordinary service, not a car out of use.
 TIME_LOSS = (
+    "等配件",
+    "等件",
     "等了",
     "排队",
     "排了",
@@ -1024,6 +1065,7 @@ TIME_LOSS = (
     "一下午",
     "半天",
     "几个小时",
+    "[一二两三四五六七八九十几\\d]+个多?小时",
     "一小时",
     "好几次",
     "三天两头",
@@ -1075,6 +1117,8 @@ FAULT_SERIOUS = (
     "修过的车",
     "二手车当新车",
     "隐瞒",
+    "瞒着",
+    "瞒报",
     "欺骗",
     "欺诈",
     "骗",
@@ -1091,6 +1135,9 @@ FAULT_SERIOUS = (
 )
 FAULT_CLEAR = (
     "修了[两三四五六七八九十\\d]+次",
+    "(?:维修|返修|送修|检修)了?[两三四五六七八九十\\d]+次",
+    "[两三四五六七八九十\\d]+次(?:维修|返修|送修)",
+    "修.{0,6}(?:还|仍|都|依然)(?:没|未)(?:好|修好|解决)",
     "第[二三四五六七八九十\\d]+次(?:送修|维修|返厂|进店|进厂)",
     "进了[两三四五六七八九十\\d]+次",
     "反复维修",
@@ -1135,7 +1182,8 @@ FAULT_MINOR = (
     "物流",
     "偶尔",
     "偶发",
-    "慢",
+    # "慢慢" is a manner of doing something, not a slow service.
+    "(?<!慢)慢(?!慢)",
 )
 FAULT_NONE = (
     "第三方",
@@ -1164,7 +1212,11 @@ GROUP_ACTION = (
     "上百位",
     "一群车主",
     "一起维权",
-    "[\\d十百几]+(?:位|名|个|多个|多位)车主",
+    # A model code may stand between the count and the owners ("42位QC5车主").
+    "[\\d十百几]+(?:位|名|个|多个|多位)(?:[a-z]+\\d+)?准?车主",
+    # Ten or more entries filed by owners ("三百多条同类投诉").
+    "(?:\\d{2,}|[一二两三四五六七八九几]?[十百千][一二两三四五六七八九十百千几]*)多?"
+    "(?:条|起|单)(?:同类|类似|相同)?投诉",
     "好多人都",
     "很多车主",
     "不止我一个",
@@ -1174,9 +1226,9 @@ GROUP_ACTION = (
 )
 MASS_ESCALATION = (
     "集体维权",
-    "[二三四五六七八九\\d]+十(?:多)?(?:位|名|个)车主",
+    "[二三四五六七八九\\d]+十(?:多)?(?:位|名|个)(?:[a-z]+\\d+)?准?车主",
     "上百位",
-    "[2-9]\\d+(?:位|名|个)车主",
+    "[2-9]\\d+多?(?:位|名|个)(?:[a-z]+\\d+)?准?车主",
 )
 MAINSTREAM_MEDIA = (
     "央视",

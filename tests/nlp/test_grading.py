@@ -42,10 +42,27 @@ def test_money_amounts_parsed(text, yuan):
 
 
 @pytest.mark.parametrize(
-    "text", ["开了3万公里", "5k粉丝", "QC5", "打12315", "跑了5km", "等了三天", "第三次"]
+    "text",
+    [
+        "开了3万公里",
+        "5k粉丝",
+        "QC5",
+        "打12315",
+        "跑了5km",
+        "等了三天",
+        "第三次",
+        "千万别买",
+        "万一起火",
+        "路上万一出事",
+    ],
 )
 def test_numbers_that_are_not_money(text):
     assert find_amounts(text) == []
+
+
+@pytest.mark.parametrize(("text", "yuan"), [("亏了几万", 10_000), ("好几千", 1_000)])
+def test_rough_counts_are_money(text, yuan):
+    assert [amount.yuan for amount in find_amounts(text)] == [yuan]
 
 
 @pytest.mark.parametrize(
@@ -108,6 +125,24 @@ def test_large_money_loss_alone_is_not_critical(assess):
     assert grading.level == "medium"
 
 
+def test_near_collision_grievance_is_critical(assess):
+    text = "QC9车道保持突然把方向往右拽,我用力回正才没撞上隔离带,还没顾上去店里"
+    result = assess(text)
+    assert result.classification.kind == "grievance"
+    assert result.grading.safety
+    assert result.grading.level == "critical"
+
+
+def test_workshop_damage_is_not_safety(assess):
+    text = "服务中心保养时把我QC7的前杠撞了,还瞒着我,已经打400投诉要求赔偿"
+    result = assess(text)
+    assert result.classification.kind == "complaint"
+    assert not result.grading.safety
+    assert factor(result.grading, "customer_loss") == 2
+    assert factor(result.grading, "company_fault") == 3
+    assert result.grading.level == "medium"
+
+
 def test_unusable_car_and_health(assess):
     assert (
         factor(assess("QC9趴窝三天了,拖车都等了半天,烦死").grading, "customer_loss")
@@ -157,8 +192,23 @@ def test_interaction_bands(assess, likes, expected, evidence):
 def test_complaint_platform_entry(assess):
     text = "投诉对象:启程汽车 QC5 投诉要求:退还定金"
     assert factor(assess(text, platform="heimao").grading, "public_impact") == 1
-    many = assess(text, platform="heimao", likes=350).grading
-    assert factor(many, "public_impact") == 2
+    followed = assess(text, platform="heimao", likes=350).grading
+    assert factor(followed, "public_impact") == 1
+    assert "互动350" in followed.factor("public_impact").evidence
+
+
+def test_similar_entries_stated_in_text(assess):
+    text = "投诉对象:启程汽车 QC5 投诉要求:修好空调 本平台同类投诉已有三百多条"
+    grading = assess(text, platform="heimao", likes=40).grading
+    assert factor(grading, "public_impact") == 2
+
+
+def test_owners_counted_with_model_code(assess):
+    text = "今天我们35位QC7车主一起到市场监管局递交了投诉材料,要求补偿差价"
+    result = assess(text, likes=30)
+    assert result.classification.kind == "complaint"
+    assert factor(result.grading, "public_impact") == 3
+    assert result.grading.level == "critical"
 
 
 def test_trending_and_group_action(assess):
