@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -37,7 +37,7 @@ from nlp import Analyzer
 from nlp.segment import Segmenter
 from signals.problems import STATE_VERSION, Assignment, Problem, ProblemGrouper
 from signals.watch import Watch
-from storage import LockHeld, NewAlert, Saved, Store
+from storage import LockHeld, NewAlert, Saved, SignalRecord, Store
 from storage.rows import GroupingChanges, PostAssignment, ProblemSummary
 
 logger = logging.getLogger("pipeline")
@@ -49,6 +49,7 @@ MISFIRE_GRACE_SECONDS = 3600
 DEV_LABELS = Path(__file__).resolve().parent.parent / "shared" / "eval" / "dev.jsonl"
 # The status command lists this many problems, ranked over this many days.
 STATUS_PROBLEMS = 10
+STATUS_SIGNALS = 10
 STATUS_PROBLEM_DAYS = 30
 # The sources of the labelled-post layout, which --platform may give every post.
 EVALUATION_PLATFORMS = (
@@ -842,7 +843,7 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def status(ctx: click.Context, days: int) -> None:
     """Show each source's last run, the counts by kind and level, pending
-    alerts and the most reported problems."""
+    alerts, the most reported problems and the latest early-warning signals."""
     config = _start(ctx)
     url = make_url(config.database_url)
     if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
@@ -852,9 +853,12 @@ def status(ctx: click.Context, days: int) -> None:
     with open_store(config) as store:
         report = store.status()
         problems = store.top_problems(days=days, limit=STATUS_PROBLEMS)
+        since = datetime.now(UTC) - timedelta(days=days)
+        signals = store.recent_signals(limit=STATUS_SIGNALS, since=since)
         job_running = _job_running(store)
     click.echo(_format_status(report, job_running))
     click.echo(_format_problems(problems, days))
+    click.echo(_format_signals(signals, days))
 
 
 def _job_running(store: Store) -> bool:
@@ -1146,6 +1150,22 @@ def _format_problems(problems: list[ProblemSummary], days: int) -> str:
         lines.append(
             f"  {counts}  {problem.root_cause or '-':<10}  "
             f"{_utc(problem.last_seen)}  {problem.label}"
+        )
+    return "\n".join(lines)
+
+
+def _format_signals(records: list[SignalRecord], days: int) -> str:
+    if not records:
+        return f"\nsignals: none in the last {days} days"
+    lines = ["", f"latest early-warning signals of the last {days} days:"]
+    for record in records:
+        signal = record.signal
+        subject = {"post": f"post {signal.post_id}", "brand": "brand"}.get(
+            signal.subject, f"problem {signal.problem_id}"
+        )
+        lines.append(
+            f"  {_utc(record.created_at)}  {signal.kind:<10}  {subject:<12}  "
+            f"{signal.reason}"
         )
     return "\n".join(lines)
 

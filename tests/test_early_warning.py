@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from model_cache import shipped_model_path
 from sqlalchemy import func, select
 
@@ -232,3 +233,16 @@ def test_problem_burst_is_signalled_once(tmp_path, database_url):
 
         job._watch_bursts(summary)
         assert len(signals_by_kind(store)["burst"]) == len(bursts)
+
+
+def test_status_lists_the_latest_signals(tmp_path, job):
+    text = "启程QC5交车一拖再拖，销售天天画饼，再不解决就去12315"
+    collect(job, [owner_post(1, text, 2)])
+    result = CliRunner().invoke(
+        pipeline.cli, ["--config", str(tmp_path / "config.yaml"), "status"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "latest early-warning signals of the last 30 days:" in result.output
+    [line] = [row for row in result.output.splitlines() if "escalation" in row]
+    assert "post 1" in line
+    assert "再不解决就去12315" in line
