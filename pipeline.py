@@ -350,6 +350,9 @@ class Job:
         grouper = self._current_grouper()
         assigned: list[tuple[int, Assignment]] = []
         problems: dict[int, tuple[int, int]] = {}
+        # The people of each problem are read once per batch, then each post
+        # adds its own, so that a post counts only those who came before it.
+        reporters: dict[int, set[str]] = {}
         for (post_id, item), assessment in zip(posts, assessments, strict=True):
             assignment = grouper.assign(item, assessment)
             if assignment is None:
@@ -358,9 +361,16 @@ class Job:
                 logger.debug("post already grouped post=%s", post_id)
                 continue
             assigned.append((post_id, assignment))
-            since = self.watch.since(item)
-            reporters = grouper.recent_reporters(assignment.problem_id, since)
-            problems[post_id] = (assignment.problem_id, reporters)
+            problem_id = assignment.problem_id
+            people = reporters.get(problem_id)
+            if people is None:
+                since = self.watch.since(item)
+                people = reporters[problem_id] = grouper.recent_reporters(
+                    problem_id, since
+                )
+            else:
+                people.update(person for person, wrote in assignment.people if wrote)
+            problems[post_id] = (problem_id, len(people))
 
         problem_ids = dict.fromkeys(a.problem_id for _, a in assigned)
         incident_ids = dict.fromkeys(a.incident_id for _, a in assigned)

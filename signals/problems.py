@@ -932,14 +932,18 @@ class ProblemGrouper:
     def problem(self, problem_id: int) -> Problem:
         return self._problems[problem_id]
 
-    def recent_reporters(self, problem_id: int, since: datetime) -> int:
-        """Count the people who wrote about a problem in incidents seen from ``since``."""
+    def recent_reporters(self, problem_id: int, since: datetime) -> set[str]:
+        """Return the people who wrote about a problem in incidents seen from ``since``.
+
+        The cost grows with the problem's incidents, so callers that ask
+        for many posts of one problem should ask once and add the new people.
+        """
         people: set[str] = set()
         for incident_id in self._problems[problem_id].incident_ids:
             incident = self._incidents[incident_id]
             if incident.last_seen is not None and incident.last_seen >= since:
                 people |= incident.reporters
-        return len(people)
+        return people
 
     def incident(self, incident_id: int) -> Incident:
         return self._incidents[incident_id]

@@ -120,7 +120,7 @@ class Watch:
         problem = None
         if incident is not None:
             reporters = grouper.recent_reporters(incident.problem_id, self.since(item))
-            problem = (incident.problem_id, reporters)
+            problem = (incident.problem_id, len(reporters))
         assessment, signals = self._contextualise(
             record.id, item, assessment, history, problem, record.grading
         )
@@ -140,7 +140,11 @@ class Watch:
     ) -> tuple[Assessment, list[Signal]]:
         if assessment.grading is None:
             return assessment, []
-        forecast = warnings.forecast_reposts(item, history)
+        forecast = None
+        # A forecast from fewer reposts never crosses the reach, so most posts
+        # skip the estimate.
+        if item.engagement.reposts >= self.settings.min_observed_reposts:
+            forecast = warnings.forecast_reposts(item, history)
         viral = warnings.viral_impact(forecast, self.settings)
         raises = [viral]
         problem_id = None
@@ -164,10 +168,16 @@ class Watch:
         """Return the bursts going on at ``end`` that were not signalled yet.
 
         ``problem_labels`` names the problems to watch; the brand's share of
-        grievances and complaints is always watched.
+        grievances and complaints is always watched. The hourly series start
+        no earlier than the earliest post in the store: before it nothing was
+        collected, and the detectors decide nothing until they have seen
+        enough baseline hours.
         """
         first_hour = warnings.hour_of(end) - timedelta(hours=warnings.WATCH_HOURS - 1)
-        hours = warnings.WATCH_HOURS
+        earliest = self.store.earliest_post_time()
+        if earliest is not None and warnings.hour_of(earliest) > first_hour:
+            first_hour = warnings.hour_of(earliest)
+        hours = int((warnings.hour_of(end) - first_hour) / warnings.HOUR) + 1
         detector = self.settings.burst_detector
         found: list[Signal] = []
         times = self.store.problem_post_times(list(problem_labels), first_hour)

@@ -606,20 +606,33 @@ class Store:
     def problem_post_times(
         self, problem_ids: Sequence[int], since: datetime
     ) -> dict[int, list[datetime]]:
-        """Return the times of the posts of each problem posted at or after ``since``.
+        """Return the creation times of each problem's posts from ``since``.
 
         Reposts count as much as reports: a burst of reposts is a burst.
+        Posts without a creation time are left out, because the hour they
+        belong to is unknown.
         """
         times: dict[int, list[datetime]] = defaultdict(list)
         column = problem_posts.c
         with self._read() as connection:
             for chunk in _chunks(problem_ids, LOOKUP_CHUNK):
-                statement = select(column.problem_id, column.posted_at).where(
-                    column.problem_id.in_(chunk), column.posted_at >= since
+                statement = (
+                    select(column.problem_id, posts.c.created_at)
+                    .join(posts, posts.c.id == column.post_id)
+                    .where(
+                        column.problem_id.in_(chunk),
+                        column.posted_at >= since,
+                        posts.c.created_at >= since,
+                    )
                 )
-                for problem_id, posted_at in connection.execute(statement):
-                    times[problem_id].append(posted_at)
+                for problem_id, created_at in connection.execute(statement):
+                    times[problem_id].append(created_at)
         return dict(times)
+
+    def earliest_post_time(self) -> datetime | None:
+        """Return the earliest creation time of a stored post, or None."""
+        with self._read() as connection:
+            return connection.execute(select(func.min(posts.c.created_at))).scalar()
 
     def brand_post_times(self, since: datetime) -> list[tuple[datetime, bool]]:
         """Return the creation time of each post about the brand from ``since``,

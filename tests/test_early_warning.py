@@ -246,3 +246,14 @@ def test_status_lists_the_latest_signals(tmp_path, job):
     [line] = [row for row in result.output.splitlines() if "escalation" in row]
     assert "post 1" in line
     assert "再不解决就去12315" in line
+
+
+def test_no_burst_before_a_baseline_exists(job):
+    """A first collection has no baseline, however many posts one problem has."""
+    storm = [
+        owner_post(n, BRAKE_NOISES[n % len(BRAKE_NOISES)] + f" 今天{n}", 3 - n / 3)
+        for n in range(8)
+    ]
+    summary = collect(job, storm)
+    job._watch_bursts(summary)
+    assert "burst" not in signals_by_kind(job.store)
