@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from test_store import T0, count_rows, make_assessment, make_grading, make_item
 
-from items import Signal
+from items import Relevance, Signal
 from storage import Store
 from storage.tables import gradings, signals
 
@@ -123,7 +123,7 @@ def test_brand_post_times_read_the_latest_classification(store: Store):
     store.save_assessments(ids, [make_assessment("complaint")] * 4)
     irrelevant = dataclasses.replace(
         make_assessment("irrelevant", graded=False),
-        relevance=make_assessment().relevance.__class__(relevant=False),
+        relevance=Relevance(relevant=False),
     )
     store.save_assessments(
         ids[:2], [make_assessment("praise", graded=False), irrelevant]
