@@ -22,7 +22,6 @@ from typing import Any, Literal
 import yaml
 
 STRATEGY_NAMES = ("customer_first", "balanced", "assertive")
-SOURCE_KINDS = ("replay",)
 # Config fields that the loader fills in and a file may not set.
 LOADER_KEYS = ("base_dir", "config_path")
 MAX_INTERVAL_MINUTES = 525_600
@@ -122,9 +121,75 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class FeedOptions:
+    """RSS or Atom feeds, RSSHub routes included, read with conditional GET."""
+
+    urls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Pagination:
+    """How a JSON API pages its results.
+
+    ``style`` "page" counts pages from ``start`` in the query parameter
+    ``param``, "offset" counts records, and "cursor" sends the value found at
+    the dotted path ``next_field`` of the last response. ``size_param`` and
+    ``size`` ask for a page size. At most ``max_pages`` pages are read per run.
+    """
+
+    style: Literal["none", "page", "offset", "cursor"] = "none"
+    param: str = "page"
+    start: int = 1
+    size_param: str | None = None
+    size: int | None = None
+    next_field: str | None = None
+    max_pages: int = 10
+
+
+@dataclass(frozen=True)
+class JsonOptions:
+    """A JSON API: its URL, where the records are, and how it pages.
+
+    ``items`` is the dotted path to the list of records in a response ("" when
+    the response is the list). ``headers_env`` maps header names to the
+    environment variables that hold their values, for tokens.
+    """
+
+    url: str
+    items: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    headers_env: dict[str, str] = field(default_factory=dict)
+    pagination: Pagination = field(default_factory=Pagination)
+
+
+@dataclass(frozen=True)
+class RedditOptions:
+    """Subreddits and searches read through Reddit's API.
+
+    The client id and secret come from the environment variables named here.
+    ``more_comments`` bounds how many "load more comments" stubs are expanded
+    per submission (0 skips them). ``oauth_url`` and ``reddit_url`` are the
+    API's addresses, changed only to point at a test server.
+    """
+
+    subreddits: tuple[str, ...] = ()
+    queries: tuple[str, ...] = ()
+    comments: bool = False
+    more_comments: int = 0
+    limit: int = 100
+    client_id_env: str = "FENGHUO_REDDIT_CLIENT_ID"
+    client_secret_env: str = "FENGHUO_REDDIT_CLIENT_SECRET"
+    oauth_url: str = "https://oauth.reddit.com"
+    reddit_url: str = "https://www.reddit.com"
+
+
+@dataclass(frozen=True)
 class Source:
     """One configured source.
 
+    ``kind`` says which collector reads it: "replay" reads the file at
+    ``path``, and "feed", "json" and "reddit" read the section of that name.
     ``fields`` maps the product's field names (id, text, created_at,
     author_name, followers, likes ...) to the record's own keys; a dotted key
     such as ``author.followers`` reaches into nested objects. ``platform`` is
@@ -132,8 +197,11 @@ class Source:
     """
 
     name: str
-    kind: Literal["replay"]
-    path: str
+    kind: Literal["replay", "feed", "json", "reddit"]
+    path: str | None = None
+    feed: FeedOptions | None = None
+    json: JsonOptions | None = None
+    reddit: RedditOptions | None = None
     format: Literal["jsonl", "csv", "auto"] = "auto"
     encoding: str = "utf-8"
     platform: str = "unknown"
@@ -205,6 +273,34 @@ class EarlyWarning:
 
 
 @dataclass(frozen=True)
+class HostLimit:
+    """Politeness towards one host: the gap between requests and how many at once."""
+
+    min_interval_seconds: float = 0.5
+    max_concurrency: int = 2
+
+
+@dataclass(frozen=True)
+class Http:
+    """Settings of every HTTP request the collectors make.
+
+    ``hosts`` overrides ``default_host`` for the hosts it names. A run of one
+    source stops, keeping what it stored, after ``run_deadline_seconds``.
+    Requests answered with 429 or a 5xx status are retried up to ``retries``
+    times, after ``backoff_seconds`` doubling each time, with jitter.
+    """
+
+    user_agent: str = "Fenghuo/0.1 (brand monitoring; +https://example.com/fenghuo)"
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 30.0
+    run_deadline_seconds: float = 600.0
+    retries: int = 3
+    backoff_seconds: float = 2.0
+    default_host: HostLimit = field(default_factory=HostLimit)
+    hosts: dict[str, HostLimit] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Storage:
     url: str = "sqlite:///data/fenghuo.db"
     batch_size: int = 500
@@ -225,6 +321,7 @@ class Config:
     storage: Storage = field(default_factory=Storage)
     alerts: Alerts = field(default_factory=Alerts)
     early_warning: EarlyWarning = field(default_factory=EarlyWarning)
+    http: Http = field(default_factory=Http)
     # Folder that relative paths in this file are read from; set by the loader.
     base_dir: str = "."
     # The file this config was read from; set by the loader.
@@ -444,6 +541,7 @@ def _check(config: Config, path: Path) -> None:
             raise ConfigError(
                 f"{path}: {key}.limit: expected a positive number; got {source.limit}"
             )
+        _check_source_kind(source, key, path)
         try:
             newline = "\n".encode(source.encoding)
         except LookupError:
@@ -482,6 +580,7 @@ def _check(config: Config, path: Path) -> None:
 
     _check_storage(config.storage, path)
     _check_early_warning(config.early_warning, path)
+    _check_http(config.http, path)
     _check_timezone(config.timezone, "timezone", path)
     for i, source in enumerate(config.sources):
         if source.timezone:
@@ -521,6 +620,89 @@ def _check(config: Config, path: Path) -> None:
                 f"{path}: alerts.routing.{level}: no recipients; give it departments "
                 "with recipients or recipients of its own"
             )
+
+
+SOURCE_SECTIONS = ("feed", "json", "reddit")
+
+
+def _check_source_kind(source: Source, key: str, path: Path) -> None:
+    """Check that a source has the settings its kind needs, and no other kind's."""
+    for section in SOURCE_SECTIONS:
+        if section != source.kind and getattr(source, section) is not None:
+            raise ConfigError(
+                f"{path}: {key}.{section}: only a source of kind {section} reads "
+                f"this section; this source is of kind {source.kind}"
+            )
+    if source.kind == "replay":
+        if not source.path:
+            raise ConfigError(
+                f"{path}: {key}.path: missing; a replay source reads a file"
+            )
+        return
+    if source.path is not None:
+        raise ConfigError(
+            f"{path}: {key}.path: only a replay source reads a file; "
+            f"this source is of kind {source.kind}"
+        )
+    options = getattr(source, source.kind)
+    if options is None:
+        raise ConfigError(
+            f"{path}: {key}.{source.kind}: missing; a {source.kind} source needs it"
+        )
+    urls: tuple[str, ...] = ()
+    if isinstance(options, FeedOptions):
+        urls = options.urls
+        if not urls:
+            raise ConfigError(f"{path}: {key}.feed.urls: expected at least one URL")
+    elif isinstance(options, JsonOptions):
+        urls = (options.url,)
+        if options.pagination.max_pages < 1:
+            raise ConfigError(
+                f"{path}: {key}.json.pagination.max_pages: expected a positive number"
+            )
+    elif isinstance(options, RedditOptions):
+        urls = (options.oauth_url, options.reddit_url)
+        if not options.subreddits and not options.queries:
+            raise ConfigError(
+                f"{path}: {key}.reddit: expected subreddits or queries to read"
+            )
+    for url in urls:
+        if not re.match(r"https?://[^/\s]+", url):
+            raise ConfigError(
+                f"{path}: {key}.{source.kind}: invalid URL {url!r}; expected "
+                "http:// or https:// and a host"
+            )
+
+
+def _check_http(http: Http, path: Path) -> None:
+    numbers = {
+        "connect_timeout_seconds": http.connect_timeout_seconds,
+        "read_timeout_seconds": http.read_timeout_seconds,
+        "run_deadline_seconds": http.run_deadline_seconds,
+        "backoff_seconds": http.backoff_seconds,
+    }
+    limits = {
+        "default_host": http.default_host,
+        **{f"hosts.{h}": v for h, v in http.hosts.items()},
+    }
+    for name, limit in limits.items():
+        numbers[f"{name}.min_interval_seconds"] = limit.min_interval_seconds
+        if limit.max_concurrency < 1:
+            raise ConfigError(
+                f"{path}: http.{name}.max_concurrency: expected a positive number; "
+                f"got {limit.max_concurrency}"
+            )
+    for name, value in numbers.items():
+        if value < 0 or (value == 0 and not name.endswith("min_interval_seconds")):
+            raise ConfigError(
+                f"{path}: http.{name}: expected a positive number of seconds; got {value}"
+            )
+    if http.retries < 0:
+        raise ConfigError(
+            f"{path}: http.retries: expected 0 or more; got {http.retries}"
+        )
+    if not http.user_agent.strip():
+        raise ConfigError(f"{path}: http.user_agent: expected a descriptive User-Agent")
 
 
 def _check_early_warning(warning: EarlyWarning, path: Path) -> None:

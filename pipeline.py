@@ -30,7 +30,7 @@ import config as config_module
 from alerts import rules
 from alerts.mail import compose
 from alerts.outbox import EmlTransport, SmtpTransport, Transport, deliver_pending
-from collectors import CollectorError, build_collector
+from collectors import Collector, CollectorError, DeadlineExceeded, build_collector
 from config import Config, ConfigError, Source
 from items import KINDS, LEVELS, SIGNAL_KINDS, Assessment, Item, Signal
 from nlp import Analyzer
@@ -84,6 +84,9 @@ class SourceSummary:
     # Ids of the problems that posts started, and of every problem that got posts.
     new_problems: set[int] = field(default_factory=set)
     changed_problems: set[int] = field(default_factory=set)
+    # The collector stopped early (rate limit, deadline): what it stored is
+    # kept and the next run resumes from its cursor.
+    partial: bool = False
     # The newest post time the run grouped into a problem, which ends the
     # hourly series the burst detector reads.
     newest_post: datetime | None = None
@@ -125,8 +128,15 @@ class Job:
         try:
             self._collect(source, summary, show_progress)
         except CollectorError as exc:
-            summary.status, summary.error = "failed", str(exc)
-            logger.error("source failed source=%s error=%s", source.name, exc)
+            partial = summary.partial or isinstance(exc, DeadlineExceeded)
+            summary.status = "partial" if partial else "failed"
+            summary.error = str(exc)
+            logger.error(
+                "source failed source=%s status=%s error=%s",
+                source.name,
+                summary.status,
+                exc,
+            )
         except Exception as exc:
             summary.status, summary.error = "failed", f"{type(exc).__name__}: {exc}"
             logger.exception("source crashed source=%s", source.name)
@@ -144,7 +154,7 @@ class Job:
                 f"{summary.unanalysed} posts could not be analysed (see the log); "
                 "they are retried at the next start"
             )
-        if self.stop.is_set() and summary.status == "ok":
+        if (self.stop.is_set() or summary.partial) and summary.status == "ok":
             summary.status = "partial"
 
     def _finish_run(self, run_id: int, summary: SourceSummary) -> None:
@@ -175,6 +185,18 @@ class Job:
         self, source: Source, summary: SourceSummary, show_progress: bool
     ) -> None:
         collector = build_collector(source, self.config)
+        try:
+            self._read_batches(source, collector, summary, show_progress)
+        finally:
+            summary.partial = bool(getattr(collector, "partial", False))
+
+    def _read_batches(
+        self,
+        source: Source,
+        collector: Collector,
+        summary: SourceSummary,
+        show_progress: bool,
+    ) -> None:
         cursor = self.store.get_cursor(source.name)
         with _Progress(
             source.name, collector.estimate_total(cursor), show_progress
