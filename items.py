@@ -67,8 +67,11 @@ class Item:
     ``source`` is the configured source name and ``platform`` the site the post
     was written on (weibo, reddit, 12365auto ...). ``external_id`` is unique
     within a source. ``created_at`` and ``collected_at`` are timezone-aware.
-    ``location`` names where the record came from (a file and line, a URL) so
-    that log lines can point at it.
+    ``time_estimated`` is True when the source gave no readable time and
+    ``created_at`` is the time of collection. ``removed`` is True when the
+    source showed the post removed or deleted at collection. ``location``
+    names where the record came from (a file and line, a URL) so that log
+    lines can point at it.
     """
 
     source: str
@@ -84,6 +87,8 @@ class Item:
     engagement: Engagement = field(default_factory=Engagement)
     raw: dict[str, Any] = field(default_factory=dict)
     location: str = ""
+    time_estimated: bool = False
+    removed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -233,9 +233,9 @@ class FeedCollector:
         if platform == "weibo" and is_weibo_truncated(plain):
             raw["truncated"] = True
         created_at = entry_time(entry, self.zone)
+        estimated = created_at is None
         if created_at is None:
             created_at = collected_at
-            raw["time_estimated"] = True
 
         return Item(
             source=self.name,
@@ -253,6 +253,7 @@ class FeedCollector:
             ),
             raw=raw,
             location=location,
+            time_estimated=estimated,
         )
 
     def _batches(

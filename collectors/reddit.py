@@ -680,21 +680,21 @@ def removed_item(
 
     Its text is what survives removal (a submission's title; nothing of a
     comment), never a placeholder. The store already contains the post and
-    keeps the text it captured; the removal is in ``raw``.
+    keeps the text it captured and records when it saw the removal.
     """
     submission = str(data["name"]).startswith("t3_")
     title = clean_text(str(data.get("title") or "")).strip() if submission else ""
     raw = {
         "kind": "submission" if submission else "comment",
         "subreddit": str(data.get("subreddit") or ""),
-        "removed": True,
-        "removed_seen_at": collected_at.isoformat(),
     }
     if data.get("removed_by_category"):
         raw["removed_by"] = str(data["removed_by_category"])
     if not submission:
         raw["submission"] = str(data.get("link_id") or "")
-    return _item(source, reddit_url, data, collected_at, title, title or None, raw)
+    item = _item(source, reddit_url, data, collected_at, title, title or None, raw)
+    item.removed = True
+    return item
 
 
 def _item(

@@ -60,12 +60,12 @@ def forecast_reposts(
 
     ``history`` contains ``(taken_at, reposts)`` snapshots, the latest included.
     The post's age is taken at ``item.collected_at``. Returns None when the
-    post has no creation time, was collected before it was published (a clock
-    that cannot be trusted), or is 24 hours old or more: its reach is then
-    known, and public impact already counts it.
+    post has no creation time or an estimated one, was collected before it
+    was published (a clock that cannot be trusted), or is 24 hours old or
+    more: its reach is then known, and public impact already counts it.
     """
     published = item.created_at
-    if published is None or item.collected_at is None:
+    if published is None or item.time_estimated or item.collected_at is None:
         return None
     age = (item.collected_at - published).total_seconds()
     if not 0 < age < DAY_SECONDS:

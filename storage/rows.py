@@ -103,6 +103,8 @@ def post_row(item: Item, key: tuple[str, str]) -> dict[str, Any]:
         "collected_at": item.collected_at,
         "last_seen_at": item.collected_at,
         "raw": item.raw,
+        "time_estimated": item.time_estimated,
+        "removed_at": item.collected_at if item.removed else None,
     }
     for column in POST_TEXT_COLUMNS:
         value = row[column]
@@ -246,6 +248,8 @@ def item_from_row(row: Mapping[str, Any], engagement: Mapping[str, Any] | None) 
         ),
         engagement=counts,
         raw=row["raw"],
+        time_estimated=row["time_estimated"],
+        removed=row["removed_at"] is not None,
     )
 
 

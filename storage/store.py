@@ -216,10 +216,13 @@ class Store:
         latest = _latest_engagement(connection, list(post_ids.values()))
 
         seen: list[dict[str, Any]] = []
+        removed: list[dict[str, Any]] = []
         snapshots: list[dict[str, Any]] = []
         for key, item in known:
             post_id = post_ids[key]
             seen.append({"b_id": post_id, "b_seen": item.collected_at})
+            if item.removed:
+                removed.append({"b_id": post_id, "b_seen": item.collected_at})
             if latest.get(post_id) != rows.engagement_counts(item.engagement):
                 snapshots.append(rows.snapshot_row(post_id, item))
 
@@ -231,6 +234,14 @@ class Store:
             .values(last_seen_at=bindparam("b_seen"))
         )
         connection.execute(statement, seen)
+        if removed:
+            # The text captured before the removal stays; only the time is noted.
+            statement = (
+                update(posts)
+                .where(posts.c.id == bindparam("b_id"), posts.c.removed_at.is_(None))
+                .values(removed_at=bindparam("b_seen"))
+            )
+            connection.execute(statement, removed)
         if snapshots:
             connection.execute(insert(engagement_snapshots), snapshots)
         return [row["post_id"] for row in snapshots]
@@ -609,8 +620,8 @@ class Store:
         """Return the creation times of each problem's posts from ``since``.
 
         Reposts count as much as reports: a burst of reposts is a burst.
-        Posts without a creation time are left out, because the hour they
-        belong to is unknown.
+        Posts without a creation time, or with one estimated at collection,
+        are left out, because the hour they belong to is unknown.
         """
         times: dict[int, list[datetime]] = defaultdict(list)
         column = problem_posts.c
@@ -623,6 +634,7 @@ class Store:
                         column.problem_id.in_(chunk),
                         column.posted_at >= since,
                         posts.c.created_at >= since,
+                        posts.c.time_estimated.is_(False),
                     )
                 )
                 for problem_id, created_at in connection.execute(statement):
@@ -630,15 +642,18 @@ class Store:
         return dict(times)
 
     def earliest_post_time(self) -> datetime | None:
-        """Return the earliest creation time of a stored post, or None."""
+        """Return the earliest known creation time of a stored post, or None."""
+        statement = select(func.min(posts.c.created_at)).where(
+            posts.c.time_estimated.is_(False)
+        )
         with self._read() as connection:
-            return connection.execute(select(func.min(posts.c.created_at))).scalar()
+            return connection.execute(statement).scalar()
 
     def brand_post_times(self, since: datetime) -> list[tuple[datetime, bool]]:
         """Return the creation time of each post about the brand from ``since``,
         and whether its latest classification is a grievance or a complaint.
 
-        Posts without a creation time are left out.
+        Posts without a creation time, or with an estimated one, are left out.
         """
         statement = (
             select(
@@ -649,7 +664,7 @@ class Store:
                 classifications.c.relevant,
             )
             .join(classifications, classifications.c.post_id == posts.c.id)
-            .where(posts.c.created_at >= since)
+            .where(posts.c.created_at >= since, posts.c.time_estimated.is_(False))
         )
         latest: dict[int, Any] = {}
         with self._read() as connection:

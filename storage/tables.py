@@ -37,6 +37,9 @@ ID = BigInteger().with_variant(Integer(), "sqlite")
 ALERT_STATUSES = ("pending", "sent", "failed")
 DELIVERY_STATUSES = ("sent", "failed")
 RUN_STATUSES = ("running", "ok", "partial", "failed")
+# A server default for new boolean columns. Named here, because the Post class
+# has a column called text.
+FALSE = text("false")
 SIGNAL_SUBJECTS = ("post", "problem", "brand")
 
 
@@ -123,6 +126,11 @@ class Post(Base):
     collected_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     raw: Mapped[dict[str, Any]]
+    # The source gave no readable time: created_at is the collection time.
+    time_estimated: Mapped[bool] = mapped_column(server_default=FALSE)
+    # When the source was first seen showing the post removed or deleted. The
+    # text captured before stays.
+    removed_at: Mapped[datetime | None]
 
 
 class EngagementSnapshot(Base):

@@ -109,7 +109,7 @@ def test_naive_time_in_source_zone(server):
 
     naive = by_id(items)["zhihu:answer:3000000002"]
     assert naive.created_at == datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
-    assert "time_estimated" not in naive.raw
+    assert naive.time_estimated is False
 
 
 @pytest.mark.parametrize(
@@ -137,11 +137,11 @@ def test_missing_time_estimated(server):
     _, items = collect(feed_source(server.url("/weibo")))
 
     undated = by_id(items)["weibo:5101234567892012"]
-    assert undated.raw["time_estimated"] is True
+    assert undated.time_estimated is True
     assert undated.created_at >= before
     assert undated.created_at == undated.collected_at
     dated = by_id(items)["weibo:5101234567890123"]
-    assert "time_estimated" not in dated.raw
+    assert dated.time_estimated is False
 
 
 def test_unreadable_time_estimated(server):
@@ -152,7 +152,7 @@ def test_unreadable_time_estimated(server):
 
     _, items = collect(feed_source(server.url("/weibo")))
 
-    assert by_id(items)["weibo:5101234567890123"].raw["time_estimated"] is True
+    assert by_id(items)["weibo:5101234567890123"].time_estimated is True
 
 
 def test_truncated_weibo_marked(server):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import MetaData, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
 import config
@@ -17,7 +17,7 @@ from items import Assessment, Author, Classification, Item, Relevance
 from nlp.normalize import normalize
 from nlp.segment import Segmenter
 from signals.problems import STATE_VERSION, Assignment, Problem, ProblemGrouper
-from storage import Store, create_store_engine
+from storage import Store, create_store_engine, rows
 from storage.engine import downgrade, upgrade
 from storage.rows import GroupingChanges, PostAssignment
 from storage.tables import (
@@ -339,16 +339,38 @@ def test_top_problems_rejects_invalid(store, days, limit):
         store.top_problems(days=days, limit=limit)
 
 
+def fill_old_database(engine, items: list[Item], assessments: list[Assessment]):
+    """Store posts and classifications with only the columns the schema has yet."""
+    with engine.begin() as connection:
+        tables = MetaData()
+        tables.reflect(connection, only=["posts", "classifications"])
+
+        def insert_row(name: str, row: dict) -> int:
+            table = tables.tables[name]
+            values = {key: value for key, value in row.items() if key in table.c}
+            return connection.execute(
+                table.insert().values(values)
+            ).inserted_primary_key[0]
+
+        now = datetime.now(UTC)
+        post_ids = []
+        for item, assessment in zip(items, assessments, strict=True):
+            post_id = insert_row("posts", rows.post_row(item, rows.post_key(item)))
+            insert_row(
+                "classifications", rows.classification_row(post_id, assessment, now)
+            )
+            post_ids.append(post_id)
+    return post_ids
+
+
 def test_upgrade_filled_0002_database(database_url, segmenter):
     engine = create_store_engine(database_url)
     upgrade(engine, "0002")
+    old = Posts(None, segmenter)
+    items = [old.item(text, author, NOW) for text, author in CHAIN]
+    post_ids = fill_old_database(engine, items, [assessed(text) for text, _ in CHAIN])
     engine.dispose()
     with Store(database_url) as store:
-        old = Posts(store, segmenter)
-        items = [old.item(text, author, NOW) for text, author in CHAIN]
-        post_ids = store.add_items(items)
-        store.save_assessments(post_ids, [assessed(text) for text, _ in CHAIN])
-
         store.migrate()
 
         with store.engine.connect() as connection:

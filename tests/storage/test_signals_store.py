@@ -6,11 +6,12 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 from test_store import T0, count_rows, make_assessment, make_grading, make_item
 
 from items import Relevance, Signal
 from storage import Store
-from storage.tables import gradings, signals
+from storage.tables import gradings, posts, signals
 
 
 def make_signal(key: str, **fields) -> Signal:
@@ -133,3 +134,34 @@ def test_brand_post_times_read_the_latest_classification(store: Store):
     assert [negative for _, negative in found] == [False, True, True]
     assert all(moment == T0 - timedelta(hours=1) for moment, _ in found)
     assert store.earliest_post_time() == T0 - timedelta(hours=1)
+
+
+def test_estimated_times_stay_out_of_the_series(store: Store):
+    known, estimated = store.add_items(
+        [
+            make_item("1"),
+            make_item("2", created_at=T0 - timedelta(days=30), time_estimated=True),
+        ]
+    )
+    store.save_assessments([known, estimated], [make_assessment()] * 2)
+    assert store.get_post(estimated).item.time_estimated is True
+    assert len(store.brand_post_times(T0 - timedelta(days=60))) == 1
+    assert store.earliest_post_time() == T0 - timedelta(hours=1)
+
+
+def test_removal_is_recorded_once_and_keeps_the_text(store: Store):
+    [post_id] = store.add_items([make_item("1")])
+    text = store.get_post(post_id).item.text
+    later = T0 + timedelta(hours=2)
+    store.add_items([make_item("1", text="", removed=True, collected_at=later)])
+    store.add_items(
+        [make_item("1", text="", removed=True, collected_at=later + timedelta(hours=1))]
+    )
+    record = store.get_post(post_id)
+    assert record.item.removed is True
+    assert record.item.text == text
+    with store.engine.connect() as connection:
+        removed_at = connection.execute(
+            select(posts.c.removed_at).where(posts.c.id == post_id)
+        ).scalar_one()
+    assert removed_at == later
