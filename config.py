@@ -273,6 +273,19 @@ class EarlyWarning:
 
 
 @dataclass(frozen=True)
+class Health:
+    """When a failing source counts as stale, and who hears of it.
+
+    After ``stale_after_failures`` failed runs in a row a source is stale, and
+    one notice goes to the recipients of the department ``notify`` (a key of
+    ``alerts.departments``); one more goes when a run succeeds again.
+    """
+
+    stale_after_failures: int = 3
+    notify: str | None = None
+
+
+@dataclass(frozen=True)
 class HostLimit:
     """Politeness towards one host: the gap between requests and how many at once."""
 
@@ -322,6 +335,7 @@ class Config:
     alerts: Alerts = field(default_factory=Alerts)
     early_warning: EarlyWarning = field(default_factory=EarlyWarning)
     http: Http = field(default_factory=Http)
+    health: Health = field(default_factory=Health)
     # Folder that relative paths in this file are read from; set by the loader.
     base_dir: str = "."
     # The file this config was read from; set by the loader.
@@ -581,6 +595,7 @@ def _check(config: Config, path: Path) -> None:
     _check_storage(config.storage, path)
     _check_early_warning(config.early_warning, path)
     _check_http(config.http, path)
+    _check_health(config, path)
     _check_timezone(config.timezone, "timezone", path)
     for i, source in enumerate(config.sources):
         if source.timezone:
@@ -672,6 +687,28 @@ def _check_source_kind(source: Source, key: str, path: Path) -> None:
                 f"{path}: {key}.{source.kind}: invalid URL {url!r}; expected "
                 "http:// or https:// and a host"
             )
+
+
+def _check_health(config: Config, path: Path) -> None:
+    health = config.health
+    if health.stale_after_failures < 1:
+        raise ConfigError(
+            f"{path}: health.stale_after_failures: expected a positive number; "
+            f"got {health.stale_after_failures}"
+        )
+    notify = health.notify
+    if notify is None:
+        return
+    department = config.alerts.departments.get(notify)
+    if department is None:
+        raise ConfigError(
+            f"{path}: health.notify: unknown department {notify!r}; "
+            "define it under alerts.departments"
+        )
+    if not department.recipients:
+        raise ConfigError(
+            f"{path}: health.notify: department {notify!r} has no recipients"
+        )
 
 
 def _check_http(http: Http, path: Path) -> None:

@@ -20,6 +20,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from alembic.util.exc import CommandError as AlembicError
@@ -28,6 +29,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import config as config_module
 from alerts import rules
+from alerts.health import health_notice
 from alerts.mail import compose
 from alerts.outbox import EmlTransport, SmtpTransport, Transport, deliver_pending
 from collectors import Collector, CollectorError, DeadlineExceeded, build_collector
@@ -145,7 +147,24 @@ class Job:
         self._settle_status(summary)
         summary.seconds = time.monotonic() - started
         self._finish_run(run_id, summary)
+        self._check_health(source.name)
         return summary
+
+    def _check_health(self, source: str) -> None:
+        """Store the notice to operations that the source's latest run calls for."""
+        try:
+            runs = self.store.recent_runs(
+                source, self.config.health.stale_after_failures + 1
+            )
+            notice = health_notice(self.config, source, runs, datetime.now(UTC))
+            if notice is not None and self.store.add_alerts([notice])[0] is not None:
+                logger.warning(
+                    "source health notice stored source=%s notice=%s",
+                    source,
+                    notice.dedup_key,
+                )
+        except Exception:
+            logger.exception("source health check failed source=%s", source)
 
     def _settle_status(self, summary: SourceSummary) -> None:
         if summary.unanalysed and summary.status == "ok":
@@ -888,7 +907,7 @@ def status(ctx: click.Context, days: int) -> None:
         since = datetime.now(UTC) - timedelta(days=days)
         signals = store.recent_signals(limit=STATUS_SIGNALS, since=since)
         job_running = _job_running(store)
-    click.echo(_format_status(report, job_running))
+    click.echo(_format_status(report, job_running, config))
     click.echo(_format_problems(problems, days))
     click.echo(_format_signals(signals, days))
 
@@ -1133,10 +1152,12 @@ def _counts(counter: Counter, order: tuple[str, ...]) -> str:
     return "  ".join(f"{name} {counter.get(name, 0)}" for name in order)
 
 
-def _format_status(report, job_running: bool) -> str:
+def _format_status(report, job_running: bool, config: Config) -> str:
     lines = [
         f"{'source':<24} {'last run (UTC)':<20} {'status':<8} {'posts':>9} {'bad':>6}"
     ]
+    now = datetime.now(UTC)
+    sources = {source.name: source for source in config.sources}
     for row in report.sources:
         started = _utc(row.last_started_at) or "never"
         last_status = row.last_status or "-"
@@ -1147,6 +1168,7 @@ def _format_status(report, job_running: bool) -> str:
             f"{row.name:<24} {started:<20} {last_status:<8} {row.posts:>9} "
             f"{row.last_bad:>6}"
         )
+        lines.append("  " + _health_line(row, sources.get(row.name), config, now))
         if row.last_error:
             lines.append(f"  last error ({_utc(row.last_error_at)}): {row.last_error}")
     lines.append("")
@@ -1161,6 +1183,63 @@ def _format_status(report, job_running: bool) -> str:
         f"alerts: {report.pending_alerts} pending, {report.failed_alerts} failed"
     )
     return "\n".join(lines)
+
+
+def _health_line(row, source: Source | None, config: Config, now: datetime) -> str:
+    """Describe a source's health, its last success, the lag and its next run."""
+    limit = config.health.stale_after_failures
+    if row.failures_in_row >= limit:
+        health = f"stale ({row.failures_in_row} failed runs in a row)"
+    elif row.failures_in_row:
+        health = f"failing ({row.failures_in_row} of {limit} before stale)"
+    else:
+        health = "ok"
+    parts = [f"health: {health}"]
+    if row.last_success_at is None:
+        parts.append("last success: never")
+    else:
+        lag = _format_duration(now - row.last_success_at)
+        parts.append(f"last success: {_utc(row.last_success_at)} ({lag} ago)")
+    if source is None:
+        parts.append("next run: not configured")
+    elif not source.enabled:
+        parts.append("next run: disabled")
+    else:
+        next_run = next_run_time(source, row.last_started_at, config.timezone, now)
+        parts.append(f"next run: {next_run.isoformat(timespec='minutes')}")
+    return ", ".join(parts)
+
+
+def next_run_time(
+    source: Source, last_started: datetime | None, timezone: str, now: datetime
+) -> datetime:
+    """Return when the service runs a source next, in the configured time zone.
+
+    An interval source runs an interval after its last start, or at once when
+    that is past (a run missed while the service was down runs on start).
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    zone = ZoneInfo(timezone)
+    schedule = source.schedule
+    if schedule.cron:
+        trigger = CronTrigger.from_crontab(schedule.cron, timezone=timezone)
+        return trigger.get_next_fire_time(None, now).astimezone(zone)
+    assert schedule.interval_minutes is not None
+    due = now
+    if last_started is not None:
+        due = max(now, last_started + timedelta(minutes=schedule.interval_minutes))
+    return due.astimezone(zone)
+
+
+def _format_duration(span: timedelta) -> str:
+    minutes = max(int(span.total_seconds() // 60), 0)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    return f"{hours // 24} d {hours % 24} h"
 
 
 def _format_problems(problems: list[ProblemSummary], days: int) -> str:

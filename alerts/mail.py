@@ -369,3 +369,25 @@ def _header(message: str, name: str) -> str:
         if line.lower().startswith(prefix):
             return line[len(prefix) :].strip()
     return ""
+
+
+def compose_notice(
+    dedup_key: str,
+    subject: str,
+    body: str,
+    *,
+    sender: str,
+    recipients: tuple[str, ...],
+    now: datetime,
+) -> Composed:
+    """Build a plain-text notice to operations, such as a source gone stale."""
+    subject = header_safe(subject, 120)
+    message_id = _message_id(dedup_key, sender)
+    message = EmailMessage(policy=SMTP)
+    message["Subject"] = subject
+    message["From"] = _address(sender)
+    message["To"] = [_address(r) for r in recipients]
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id
+    message.set_content(body, charset="utf-8")
+    return Composed(subject=subject, message_id=message_id, message=message.as_string())

@@ -90,6 +90,8 @@ class SourceStatus:
 
     ``last_error`` is the error of the most recent run that recorded one, and
     ``last_error_at`` is when that run started. It may be older than the last run.
+    ``last_success_at`` is when the last ok or partial run finished, and
+    ``failures_in_row`` counts the failed runs since then.
     """
 
     name: str
@@ -100,6 +102,20 @@ class SourceStatus:
     last_bad: int = 0
     last_error: str | None = None
     last_error_at: datetime | None = None
+    last_success_at: datetime | None = None
+    failures_in_row: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One collection run of a source."""
+
+    id: int
+    source: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 
 from sqlalchemy import Connection, func, select
 
 from .records import SourceStatus, StatusReport
 from .tables import alerts, classifications, gradings, posts, source_runs
+
+# Runs that count as the source working: a partial run stored what it read.
+SUCCESS_STATUSES = ("ok", "partial")
 
 
 def read_status(connection: Connection) -> StatusReport:
@@ -58,6 +62,7 @@ def _source_statuses(connection: Connection) -> tuple[SourceStatus, ...]:
         )
     }
 
+    successes, failures = _run_health(connection)
     statuses = []
     for name in sorted(set(post_counts) | set(last_runs)):
         run = last_runs.get(name)
@@ -72,9 +77,40 @@ def _source_statuses(connection: Connection) -> tuple[SourceStatus, ...]:
                 last_bad=0 if run is None else run.bad,
                 last_error=None if failure is None else failure.error,
                 last_error_at=None if failure is None else failure.started_at,
+                last_success_at=successes.get(name),
+                failures_in_row=failures.get(name, 0),
             )
         )
     return tuple(statuses)
+
+
+def _run_health(
+    connection: Connection,
+) -> tuple[dict[str, datetime], dict[str, int]]:
+    """Return each source's last successful finish and its failed runs since."""
+    runs = source_runs.c
+    succeeded = runs.status.in_(SUCCESS_STATUSES)
+    successes = dict(
+        connection.execute(
+            select(runs.source, func.max(runs.finished_at))
+            .where(succeeded)
+            .group_by(runs.source)
+        ).all()
+    )
+    earlier = source_runs.alias("earlier")
+    last_success_id = (
+        select(func.coalesce(func.max(earlier.c.id), 0))
+        .where(earlier.c.source == runs.source, earlier.c.status.in_(SUCCESS_STATUSES))
+        .scalar_subquery()
+    )
+    failures = dict(
+        connection.execute(
+            select(runs.source, func.count())
+            .where(runs.status == "failed", runs.id > last_success_id)
+            .group_by(runs.source)
+        ).all()
+    )
+    return successes, failures
 
 
 def _assessment_counts(

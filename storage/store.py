@@ -23,6 +23,7 @@ from .records import (
     AlertRecord,
     NewAlert,
     PostRecord,
+    RunRecord,
     Saved,
     SignalRecord,
     StatusReport,
@@ -859,6 +860,27 @@ class Store:
         with self._write() as connection:
             if connection.execute(statement).rowcount == 0:
                 raise LookupError(f"run {run_id} not found")
+
+    def recent_runs(self, source: str, limit: int) -> list[RunRecord]:
+        """Return a source's latest runs, newest first."""
+        statement = (
+            select(source_runs)
+            .where(source_runs.c.source == source)
+            .order_by(source_runs.c.id.desc())
+            .limit(limit)
+        )
+        with self._read() as connection:
+            return [
+                RunRecord(
+                    id=row.id,
+                    source=row.source,
+                    status=row.status,
+                    started_at=row.started_at,
+                    finished_at=row.finished_at,
+                    error=row.error,
+                )
+                for row in connection.execute(statement)
+            ]
 
     def status(self) -> StatusReport:
         """Summarise sources, kinds, levels and alerts (see :class:`StatusReport`)."""
