@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -152,14 +152,17 @@ def parse_time(
     """Read a timestamp as a source writes it; None when it cannot be read.
 
     Naive times are taken to be in ``zone``. Numbers are Unix seconds (or
-    milliseconds when too large for seconds). A time before EARLIEST_YEAR or
-    more than MAX_FUTURE after ``now`` counts as unreadable. The result is in
-    UTC.
+    milliseconds when too large for seconds). The relative and partial forms
+    of Chinese sites (刚刚, 5分钟前, 昨天 08:30, 12-03 10:00) are read against
+    ``now``, the time of the fetch. A time before EARLIEST_YEAR or more than
+    MAX_FUTURE after ``now`` counts as unreadable. The result is in UTC.
     """
+    now = now or datetime.now(UTC)
     parsed = _parse_time(value, zone)
+    if parsed is None and isinstance(value, str):
+        parsed = _parse_relative(value.strip()[:32], zone, now)
     if parsed is None:
         return None
-    now = now or datetime.now(UTC)
     if parsed.year < EARLIEST_YEAR or parsed > now + MAX_FUTURE:
         return None
     return parsed
@@ -193,6 +196,46 @@ def _parse_time(value: Any, zone: ZoneInfo) -> datetime | None:
         return parsed.astimezone(UTC)
     except OverflowError:
         return None
+
+
+_AGO = re.compile(r"^(\d{1,4})\s*(秒|分钟|小时|天)前$")
+_AGO_UNITS = {"秒": "seconds", "分钟": "minutes", "小时": "hours", "天": "days"}
+_DAY_WORDS = {"今天": 0, "昨天": 1, "前天": 2}
+_CLOCK = r"(\d{1,2}):(\d{2})"
+_NAMED_DAY = re.compile(rf"^(今天|昨天|前天)\s*(?:{_CLOCK})?$")
+_MONTH_DAY = re.compile(rf"^(\d{{1,2}})(?:-|月)(\d{{1,2}})日?\s*(?:{_CLOCK})?$")
+_CLOCK_ONLY = re.compile(rf"^{_CLOCK}$")
+
+
+def _parse_relative(text: str, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """Read 刚刚, N分钟前, 昨天 HH:MM, MM-DD HH:MM and HH:MM against ``now``."""
+    if text == "刚刚":
+        return now.astimezone(UTC)
+    if match := _AGO.match(text):
+        span = timedelta(**{_AGO_UNITS[match.group(2)]: int(match.group(1))})
+        return (now - span).astimezone(UTC)
+    local = now.astimezone(zone)
+    try:
+        if match := _NAMED_DAY.match(text):
+            day = local.date() - timedelta(days=_DAY_WORDS[match.group(1)])
+            return _local(day, match.group(2), match.group(3), zone)
+        if match := _MONTH_DAY.match(text):
+            month, day_of_month = int(match.group(1)), int(match.group(2))
+            day = date(local.year, month, day_of_month)
+            if day > local.date():
+                # A date without a year that lies ahead is from last year.
+                day = date(local.year - 1, month, day_of_month)
+            return _local(day, match.group(3), match.group(4), zone)
+        if match := _CLOCK_ONLY.match(text):
+            return _local(local.date(), match.group(1), match.group(2), zone)
+    except ValueError:
+        return None
+    return None
+
+
+def _local(day: date, hour: str | None, minute: str | None, zone: ZoneInfo) -> datetime:
+    clock = time(int(hour or 0), int(minute or 0))
+    return datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
 
 
 def _parse_iso(text: str) -> datetime | None:

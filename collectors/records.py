@@ -76,7 +76,7 @@ def record_to_item(
     external_id = make_external_id(get("id"), "id" in fields, text)
 
     raw_time = get("created_at")
-    created_at = parse_time(raw_time, zone)
+    created_at = parse_time(raw_time, zone, now=collected_at)
     if created_at is None and raw_time not in (None, ""):
         logger.warning(
             "unreadable time source=%s location=%s value=%r",
@@ -84,6 +84,11 @@ def record_to_item(
             location,
             str(raw_time)[:40],
         )
+    # Without a readable time the post is dated when it was fetched, and
+    # marked, so that bursts and forecasts leave it out.
+    estimated = created_at is None
+    if estimated:
+        created_at = collected_at
 
     title = get("title")
     return Item(
@@ -112,6 +117,7 @@ def record_to_item(
         ),
         raw=clean_raw(record),
         location=location,
+        time_estimated=estimated,
     )
 
 

@@ -208,6 +208,42 @@ def test_parse_time(value, expected):
     assert parse_time(value, SHANGHAI) == expected
 
 
+# 10:30 on 4 December 2026 in Shanghai.
+FETCHED = datetime(2026, 12, 4, 2, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("刚刚", FETCHED),
+        ("5分钟前", datetime(2026, 12, 4, 2, 25, tzinfo=UTC)),
+        ("3小时前", datetime(2026, 12, 3, 23, 30, tzinfo=UTC)),
+        ("2天前", datetime(2026, 12, 2, 2, 30, tzinfo=UTC)),
+        ("今天 08:05", datetime(2026, 12, 4, 0, 5, tzinfo=UTC)),
+        ("昨天 23:10", datetime(2026, 12, 3, 15, 10, tzinfo=UTC)),
+        ("前天", datetime(2026, 12, 1, 16, 0, tzinfo=UTC)),
+        ("12-03 10:00", datetime(2026, 12, 3, 2, 0, tzinfo=UTC)),
+        ("11月30日 21:00", datetime(2026, 11, 30, 13, 0, tzinfo=UTC)),
+        ("12-25", datetime(2025, 12, 24, 16, 0, tzinfo=UTC)),
+        ("09:15", datetime(2026, 12, 4, 1, 15, tzinfo=UTC)),
+        ("13-45 10:00", None),
+        ("99:99", None),
+        ("5年前", None),
+    ],
+)
+def test_parse_relative_time(value, expected):
+    assert parse_time(value, SHANGHAI, now=FETCHED) == expected
+
+
+def test_record_without_time_is_dated_at_fetch(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    path.write_text('{"id": "1", "text": "QC7 异响", "created_at": "下个月"}\n')
+    [batch] = list(collector(path).collect(None))
+    [item] = batch.items
+    assert item.time_estimated is True
+    assert item.created_at == item.collected_at
+
+
 def test_clean_text_keeps_newlines():
     assert clean_text("a\r\nb\x00\x1b") == "a\r\nb"
 
