@@ -52,6 +52,7 @@ DEV_LABELS = Path(__file__).resolve().parent.parent / "shared" / "eval" / "dev.j
 # The status command lists this many problems, ranked over this many days.
 STATUS_PROBLEMS = 10
 STATUS_SIGNALS = 10
+SOURCE_JOB_PREFIX = "source:"
 STATUS_PROBLEM_DAYS = 30
 # The sources of the labelled-post layout, which --platform may give every post.
 EVALUATION_PLATFORMS = (
@@ -681,6 +682,7 @@ def build_scheduler(job: Job, config: Config):
     not once per missed interval. No source runs twice at the same time, and
     each has its own worker so that a slow one does not hold up the others.
     """
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
@@ -708,7 +710,7 @@ def build_scheduler(job: Job, config: Config):
             _scheduled_run,
             trigger,
             args=(job, source),
-            id=f"source:{source.name}",
+            id=SOURCE_JOB_PREFIX + source.name,
             name=source.name,
             next_run_time=first_run,
             coalesce=True,
@@ -722,7 +724,28 @@ def build_scheduler(job: Job, config: Config):
         id="deliver",
         name="deliver",
     )
+    scheduler.add_listener(
+        lambda event: _record_skip(job, event),
+        EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED,
+    )
     return scheduler
+
+
+def _record_skip(job: Job, event) -> None:
+    """Record a source run that the scheduler skipped, for status to show."""
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+
+    if not event.job_id.startswith(SOURCE_JOB_PREFIX):
+        return
+    source = event.job_id.removeprefix(SOURCE_JOB_PREFIX)
+    reason = "running" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
+    logger.warning("scheduled run skipped source=%s reason=%s", source, reason)
+    try:
+        job.store.record_skip(source, reason)
+    except SQLAlchemyError as exc:
+        logger.error(
+            "cannot record skipped run source=%s error=%s", source, _first_line(exc)
+        )
 
 
 def serve(job: Job, config: Config) -> None:
@@ -1195,6 +1218,8 @@ def _health_line(row, source: Source | None, config: Config, now: datetime) -> s
     else:
         health = "ok"
     parts = [f"health: {health}"]
+    if row.skipped_runs:
+        parts.append(f"skipped runs (7 days): {row.skipped_runs}")
     if row.last_success_at is None:
         parts.append("last success: never")
     else:

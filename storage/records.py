@@ -91,7 +91,8 @@ class SourceStatus:
     ``last_error`` is the error of the most recent run that recorded one, and
     ``last_error_at`` is when that run started. It may be older than the last run.
     ``last_success_at`` is when the last ok or partial run finished, and
-    ``failures_in_row`` counts the failed runs since then.
+    ``failures_in_row`` counts the failed runs since then. ``skipped_runs``
+    counts the scheduled runs of the last seven days that did not happen.
     """
 
     name: str
@@ -104,6 +105,7 @@ class SourceStatus:
     last_error_at: datetime | None = None
     last_success_at: datetime | None = None
     failures_in_row: int = 0
+    skipped_runs: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, func, select
 
 from .records import SourceStatus, StatusReport
-from .tables import alerts, classifications, gradings, posts, source_runs
+from .tables import (
+    alerts,
+    classifications,
+    gradings,
+    posts,
+    source_runs,
+    source_skips,
+)
 
 # Runs that count as the source working: a partial run stored what it read.
 SUCCESS_STATUSES = ("ok", "partial")
+SKIP_WINDOW = timedelta(days=7)
 
 
 def read_status(connection: Connection) -> StatusReport:
@@ -63,8 +71,16 @@ def _source_statuses(connection: Connection) -> tuple[SourceStatus, ...]:
     }
 
     successes, failures = _run_health(connection)
+    since = datetime.now(UTC) - SKIP_WINDOW
+    skips = dict(
+        connection.execute(
+            select(source_skips.c.source, func.count())
+            .where(source_skips.c.skipped_at >= since)
+            .group_by(source_skips.c.source)
+        ).all()
+    )
     statuses = []
-    for name in sorted(set(post_counts) | set(last_runs)):
+    for name in sorted(set(post_counts) | set(last_runs) | set(skips)):
         run = last_runs.get(name)
         failure = last_errors.get(name)
         statuses.append(
@@ -79,6 +95,7 @@ def _source_statuses(connection: Connection) -> tuple[SourceStatus, ...]:
                 last_error_at=None if failure is None else failure.started_at,
                 last_success_at=successes.get(name),
                 failures_in_row=failures.get(name, 0),
+                skipped_runs=skips.get(name, 0),
             )
         )
     return tuple(statuses)

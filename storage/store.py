@@ -44,6 +44,7 @@ from .tables import (
     problems,
     signals,
     source_runs,
+    source_skips,
 )
 
 logger = logging.getLogger(__name__)
@@ -860,6 +861,14 @@ class Store:
         with self._write() as connection:
             if connection.execute(statement).rowcount == 0:
                 raise LookupError(f"run {run_id} not found")
+
+    def record_skip(self, source: str, reason: str) -> None:
+        """Record that a scheduled run of a source did not happen, and why."""
+        statement = insert(source_skips).values(
+            source=source, skipped_at=utcnow(), reason=reason[:16]
+        )
+        with self._write() as connection:
+            connection.execute(statement)
 
     def recent_runs(self, source: str, limit: int) -> list[RunRecord]:
         """Return a source's latest runs, newest first."""

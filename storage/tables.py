@@ -276,6 +276,22 @@ class SourceRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class SourceSkip(Base):
+    """A scheduled run of a source that did not happen, and why.
+
+    ``reason`` is "running" when the previous run had not finished, and
+    "missed" when the service was down or busy for longer than the grace time.
+    """
+
+    __tablename__ = "source_skips"
+    __table_args__ = (Index(None, "source", "skipped_at"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    skipped_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(16))
+
+
 class ProblemRow(Base):
     """Similar grievances and complaints: one fault on one car model (同类投诉).
 
@@ -412,6 +428,7 @@ alerts = Alert.__table__
 alert_deliveries = AlertDelivery.__table__
 collector_cursors = CollectorCursor.__table__
 source_runs = SourceRun.__table__
+source_skips = SourceSkip.__table__
 problems = ProblemRow.__table__
 incidents = IncidentRow.__table__
 problem_posts = ProblemPost.__table__

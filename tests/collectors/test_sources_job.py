@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import yaml
@@ -14,7 +15,9 @@ from storage import Store
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def feed_config(tmp_path: Path, database_url: str, urls: list[str], **http):
+def feed_config(
+    tmp_path: Path, database_url: str, urls: list[str], minutes: float = 15, **http
+):
     data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     data["storage"] = {"url": database_url}
     data["alerts"]["outbox"] = str(tmp_path / "outbox")
@@ -25,7 +28,7 @@ def feed_config(tmp_path: Path, database_url: str, urls: list[str], **http):
             "kind": "feed",
             "platform": "weibo",
             "feed": {"urls": urls},
-            "schedule": {"interval_minutes": 15},
+            "schedule": {"interval_minutes": minutes},
         }
     ]
     data["http"] = {"default_host": {"min_interval_seconds": 0}, **http}
@@ -70,3 +73,22 @@ def test_deadline_ends_run_as_partial_keeping_posts(tmp_path, database_url, serv
     assert summary.status == "partial"
     assert stored == summary.new > 0
     assert source.last_status == "partial"
+
+
+def test_overlapping_run_is_recorded_as_skipped(tmp_path, database_url, server):
+    server.route("/slow", Reply(200, fixture("weibo_rss.xml"), delay=2))
+    # A run every 0.6 s against a feed that takes 2 s to answer.
+    config = feed_config(tmp_path, database_url, [server.url("/slow")], minutes=0.01)
+    with Store(database_url) as store:
+        store.migrate()
+        job = pipeline.Job(config, store)
+        scheduler = pipeline.build_scheduler(job, config)
+        scheduler.start()
+        try:
+            time.sleep(1.5)
+        finally:
+            scheduler.shutdown(wait=True)
+        [source] = store.status().sources
+
+    assert source.skipped_runs >= 1
+    assert source.last_status == "ok"
