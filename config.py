@@ -26,6 +26,7 @@ STRATEGY_NAMES = ("customer_first", "balanced", "assertive")
 LOADER_KEYS = ("base_dir", "config_path")
 MAX_INTERVAL_MINUTES = 525_600
 MAX_RESPONSE_HOURS = 8_760
+MAX_PROBLEM_DAYS = 3_650
 FIELD_NAMES = (
     "id",
     "text",
@@ -259,8 +260,9 @@ class EarlyWarning:
     hours is flagged as going viral, once at least ``min_observed_reposts``
     have been seen, and its public impact is raised to the band of the
     forecast (at least 2). When ``problem_people`` distinct people reported a
-    problem within ``problem_days``, its posts get public impact 2, and 3 from
-    ``problem_people_high`` people. ``burst_detector`` watches each problem's
+    problem within ``problem_days``, its posts get public impact 2 ("several
+    owners with the same issue"); 3 needs more than posts, such as owners
+    escalating together or the media. ``burst_detector`` watches each problem's
     hourly posts and the brand's hourly share of grievances and complaints.
     """
 
@@ -268,7 +270,6 @@ class EarlyWarning:
     min_observed_reposts: int = 20
     problem_days: int = 30
     problem_people: int = 5
-    problem_people_high: int = 20
     burst_detector: Literal["kleinberg", "mean_std"] = "kleinberg"
 
 
@@ -754,10 +755,10 @@ def _check_early_warning(warning: EarlyWarning, path: Path) -> None:
             f"{path}: early_warning.min_observed_reposts: expected 0 or more; "
             f"got {warning.min_observed_reposts}"
         )
-    if warning.problem_people_high < warning.problem_people:
+    if warning.problem_days > MAX_PROBLEM_DAYS:
         raise ConfigError(
-            f"{path}: early_warning.problem_people_high: expected at least "
-            f"problem_people ({warning.problem_people}); got {warning.problem_people_high}"
+            f"{path}: early_warning.problem_days: expected at most "
+            f"{MAX_PROBLEM_DAYS} (ten years); got {warning.problem_days}"
         )
 
 

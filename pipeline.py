@@ -52,6 +52,8 @@ DEV_LABELS = Path(__file__).resolve().parent.parent / "shared" / "eval" / "dev.j
 # The status command lists this many problems, ranked over this many days.
 STATUS_PROBLEMS = 10
 STATUS_SIGNALS = 10
+# Problems with a post this recent are watched for bursts after each run.
+BURST_ACTIVE_WINDOW = timedelta(days=1)
 SOURCE_JOB_PREFIX = "source:"
 STATUS_PROBLEM_DAYS = 30
 # The sources of the labelled-post layout, which --platform may give every post.
@@ -90,9 +92,6 @@ class SourceSummary:
     # The collector stopped early (rate limit, deadline): what it stored is
     # kept and the next run resumes from its cursor.
     partial: bool = False
-    # The newest post time the run grouped into a problem, which ends the
-    # hourly series the burst detector reads.
-    newest_post: datetime | None = None
     refreshed: int = 0
     regraded: int = 0
     signals: Counter = field(default_factory=Counter)
@@ -303,19 +302,14 @@ class Job:
             summary.changed_problems.add(assignment.problem_id)
             if assignment.matched_by == "new":
                 summary.new_problems.add(assignment.problem_id)
-            if (
-                summary.newest_post is None
-                or assignment.posted_at > summary.newest_post
-            ):
-                summary.newest_post = assignment.posted_at
 
     def refresh(self, post_ids: list[int], summary: SourceSummary) -> None:
         """Grade known posts again after their engagement changed.
 
         A post whose grading moves gets a new grading row (and an alert when
         its level now calls for one), and new signals are stored. A failure
-        is logged and leaves the posts as they were: the next sighting tries
-        again.
+        is logged and leaves the posts pending, and the next start grades
+        them again (see :meth:`recover`).
         """
         if not post_ids:
             return
@@ -329,7 +323,10 @@ class Job:
             )
             signals = [warning for r in regradings for warning in r.signals]
             saved = self.store.save_regradings(
-                [(r.post_id, r.assessment.grading) for r in changed], alerts, signals
+                [(r.post_id, r.assessment.grading) for r in changed],
+                alerts,
+                signals,
+                done=post_ids,
             )
         except Exception:
             logger.exception(
@@ -348,18 +345,22 @@ class Job:
                 summary.signals[warning.kind] += 1
 
     def _watch_bursts(self, summary: SourceSummary) -> None:
-        """Store the bursts of the problems a run touched, and of the brand.
+        """Store the bursts going on in problems with recent posts, and the brand's.
 
-        The hourly series end at the newest post the run grouped, or now if
-        that is later than now (a clock ahead in a source).
+        The hourly series end at the newest stored post, or now if that is
+        later than now (a clock ahead in a source). Every problem with a post
+        in the last day is watched, not only those this run touched, so that
+        a burst missed by a crashed run is found by the next.
         """
-        if summary.newest_post is None:
-            return
-        end = min(summary.newest_post, datetime.now(UTC))
         try:
+            newest = self.store.newest_post_time()
+            if newest is None:
+                return
+            end = min(newest, datetime.now(UTC))
+            active = self.store.active_problems(since=end - BURST_ACTIVE_WINDOW)
             with self._grouping:
                 grouper = self._current_grouper()
-                labels = {i: grouper.problem(i).label for i in summary.changed_problems}
+                labels = {i: grouper.problem(i).label for i in active}
             signals = self.watch.bursts(labels, end)
             saved = self.store.add_signals(signals)
         except Exception:
@@ -437,7 +438,9 @@ class Job:
             ) from None
 
     def recover(self) -> int:
-        """Analyse and group the posts stored but never analysed, after a crash.
+        """Finish what a crash left: analyse and group the posts stored but
+        never analysed, grade again the posts whose new engagement was stored
+        but not graded, and look for bursts.
 
         The counts of the last recovery are kept in :attr:`recovery`.
         """
@@ -446,6 +449,11 @@ class Job:
         while batch := self.store.unassessed_posts(limit=500, after=last_id):
             last_id = batch[-1][0]
             self.process(batch, summary)
+        last_id = 0
+        while pending := self.store.pending_regrades(limit=500, after=last_id):
+            last_id = pending[-1]
+            self.refresh(pending, summary)
+        self._watch_bursts(summary)
         self.recovery = summary
         recovered = sum(summary.kinds.values())
         if recovered:
@@ -908,7 +916,7 @@ def run(ctx: click.Context) -> None:
 @cli.command()
 @click.option(
     "--days",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=36_500),
     default=STATUS_PROBLEM_DAYS,
     show_default=True,
     help="Rank problems by their reports posted in the last DAYS days.",

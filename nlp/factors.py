@@ -264,7 +264,9 @@ def is_relayed(item: Item, normalized: NormalizedText) -> bool:
 
 
 def format_count(count: float) -> str:
-    """Format a count the Chinese way: 21000 is 2.1万."""
+    """Format a count the Chinese way: 21000 is 2.1万, 3.2e9 is 32亿."""
+    if count >= 100_000_000:
+        return f"{count / 100_000_000:.1f}".rstrip("0").rstrip(".") + "亿"
     if count >= 10_000:
         return f"{count / 10_000:.1f}".rstrip("0").rstrip(".") + "万"
     return str(int(count))

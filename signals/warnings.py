@@ -93,18 +93,20 @@ def viral_impact(
     ):
         return None
     score = max(2, sum(forecast.reposts >= band for band in INTERACTION_BANDS))
+    if forecast.capped:
+        return score, f"预计24小时转发超过{format_count(forecast.reposts)}"
     return score, f"预计24小时转发{format_count(forecast.reposts)}"
 
 
 def people_impact(reporters: int, settings: EarlyWarning) -> tuple[int, str] | None:
-    """Return the public impact of a problem that many people reported lately."""
-    if reporters >= settings.problem_people_high:
-        score = 3
-    elif reporters >= settings.problem_people:
-        score = 2
-    else:
+    """Return public impact 2 for a problem that several people reported lately.
+
+    The count alone never gives 3: that takes owners escalating together or
+    the media, which the post's own words show.
+    """
+    if reporters < settings.problem_people:
         return None
-    return score, f"同类投诉{reporters}人({settings.problem_days}天内)"
+    return 2, f"同类投诉{reporters}人({settings.problem_days}天内)"
 
 
 def raise_impact(

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from config import EarlyWarning
-from items import Assessment, Grading, Item, Signal
+from items import Assessment, Engagement, Grading, Item, Signal
 from nlp import Analyzer
 from signals import warnings
 from signals.problems import ProblemGrouper, post_key
@@ -96,7 +96,7 @@ class Watch:
         """
         records = [self.store.get_post(post_id) for post_id in post_ids]
         graded = [r for r in records if r is not None and r.grading is not None]
-        histories = self.store.repost_history([record.id for record in graded])
+        histories = self.store.engagement_history([record.id for record in graded])
         changed = []
         for record in graded:
             regrading = self._regrade(record, histories.get(record.id, []), grouper)
@@ -107,10 +107,16 @@ class Watch:
     def _regrade(
         self,
         record: PostRecord,
-        history: list[tuple[datetime, int]],
+        history: list[tuple[datetime, Engagement]],
         grouper: ProblemGrouper,
     ) -> Regrading | None:
-        item = dataclasses.replace(record.item, collected_at=record.last_seen_at)
+        # The reach a post reached counts, even when counts fall later
+        # (deleted reposts, a source that reports less).
+        item = dataclasses.replace(
+            record.item,
+            collected_at=record.last_seen_at,
+            engagement=_highest(record.item.engagement, [e for _, e in history]),
+        )
         classification = record.classification
         assert classification is not None and record.relevance is not None
         normalized = self.analyzer.normalize(item)
@@ -121,8 +127,13 @@ class Watch:
         if incident is not None:
             reporters = grouper.recent_reporters(incident.problem_id, self.since(item))
             problem = (incident.problem_id, len(reporters))
+        # Reposts are cumulative, so a lower count later is read as no growth.
+        reposts, highest = [], 0
+        for taken, counts in history:
+            highest = max(highest, counts.reposts)
+            reposts.append((taken, highest))
         assessment, signals = self._contextualise(
-            record.id, item, assessment, history, problem, record.grading
+            record.id, item, assessment, reposts, problem, record.grading
         )
         changed = not _same_grade(assessment.grading, record.grading)
         if not signals and not changed:
@@ -151,6 +162,12 @@ class Watch:
         if problem is not None:
             problem_id, reporters = problem
             raises.append(warnings.people_impact(reporters, self.settings))
+        if previous is not None:
+            # Public impact once reached stays: a forecast that cools or
+            # counts that fall do not make a post less exposed than it was.
+            earlier = previous.factor("public_impact")
+            if earlier.evidence:
+                raises.append((earlier.score, earlier.evidence[0]))
         assessment = warnings.raise_impact(
             self.analyzer.grader, item, assessment, raises
         )
@@ -169,15 +186,16 @@ class Watch:
 
         ``problem_labels`` names the problems to watch; the brand's share of
         grievances and complaints is always watched. The hourly series start
-        no earlier than the earliest post in the store: before it nothing was
-        collected, and the detectors decide nothing until they have seen
-        enough baseline hours.
+        no earlier than the unbroken run of days with posts before ``end``
+        (see ``Store.covered_since``): a day without any post means nothing
+        was collected then. The detectors decide nothing until they have
+        seen enough baseline hours.
         """
-        first_hour = warnings.hour_of(end) - timedelta(hours=warnings.WATCH_HOURS - 1)
-        earliest = self.store.earliest_post_time()
-        if earliest is not None and warnings.hour_of(earliest) > first_hour:
-            first_hour = warnings.hour_of(earliest)
-        hours = int((warnings.hour_of(end) - first_hour) / warnings.HOUR) + 1
+        last_hour = warnings.hour_of(end)
+        first_hour = last_hour - timedelta(hours=warnings.WATCH_HOURS - 1)
+        covered = self.store.covered_since(first_hour, last_hour + warnings.HOUR)
+        first_hour = max(first_hour, warnings.hour_of(covered))
+        hours = int((last_hour - first_hour) / warnings.HOUR) + 1
         detector = self.settings.burst_detector
         found: list[Signal] = []
         times = self.store.problem_post_times(list(problem_labels), first_hour)
@@ -218,6 +236,16 @@ class Watch:
             ):
                 fresh.append(signal)
         return fresh
+
+
+def _highest(latest: Engagement, history: Sequence[Engagement]) -> Engagement:
+    """Return the highest count of each reaction seen."""
+    seen = [latest, *history]
+    return Engagement(
+        likes=max(e.likes for e in seen),
+        reposts=max(e.reposts for e in seen),
+        comments=max(e.comments for e in seen),
+    )
 
 
 def _same_grade(first: Grading | None, second: Grading | None) -> bool:

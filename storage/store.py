@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from items import Assessment, Grading, Item, Signal
+from items import Assessment, Engagement, Grading, Item, Signal
 
 from . import rows
 from .engine import WRITE_LOCK_OPTION, create_store_engine, upgrade
@@ -236,6 +236,13 @@ class Store:
             .values(last_seen_at=bindparam("b_seen"))
         )
         connection.execute(statement, seen)
+        if snapshots:
+            pending = [row["post_id"] for row in snapshots]
+            connection.execute(
+                update(posts)
+                .where(posts.c.id.in_(pending))
+                .values(regrade_pending=True)
+            )
         if removed:
             # The text captured before the removal stays; only the time is noted.
             statement = (
@@ -381,15 +388,24 @@ class Store:
         regradings: Sequence[tuple[int, Grading]],
         new_alerts: Sequence[NewAlert] = (),
         new_signals: Sequence[Signal] = (),
+        done: Sequence[int] = (),
     ) -> Saved:
         """Store new gradings of classified posts, with their alerts and signals.
 
         Each ``(post_id, grading)`` is added to the post's latest
-        classification, as its latest grading. A post without a classification
-        raises LookupError and nothing is stored.
+        classification, as its latest grading. The posts in ``done`` were
+        graded again, whether or not their grading changed, and are no longer
+        pending. A post without a classification raises LookupError and
+        nothing is stored.
         """
         now = utcnow()
         with self._write() as connection:
+            for chunk in _chunks(done, LOOKUP_CHUNK):
+                connection.execute(
+                    update(posts)
+                    .where(posts.c.id.in_(chunk))
+                    .values(regrade_pending=False)
+                )
             latest = _latest_classification_ids(connection, [i for i, _ in regradings])
             missing = [i for i, _ in regradings if i not in latest]
             if missing:
@@ -599,22 +615,34 @@ class Store:
 
     # Series for the early warnings
 
-    def repost_history(
+    def engagement_history(
         self, post_ids: Sequence[int]
-    ) -> dict[int, list[tuple[datetime, int]]]:
-        """Return each post's ``(taken_at, reposts)`` snapshots, oldest first."""
+    ) -> dict[int, list[tuple[datetime, Engagement]]]:
+        """Return each post's engagement snapshots, oldest first."""
         snapshots = engagement_snapshots.c
-        history: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+        history: dict[int, list[tuple[datetime, Engagement]]] = defaultdict(list)
         with self._read() as connection:
             for chunk in _chunks(post_ids, LOOKUP_CHUNK):
                 statement = (
-                    select(snapshots.post_id, snapshots.taken_at, snapshots.reposts)
+                    select(snapshots)
                     .where(snapshots.post_id.in_(chunk))
                     .order_by(snapshots.post_id, snapshots.id)
                 )
-                for post_id, taken_at, reposts in connection.execute(statement):
-                    history[post_id].append((taken_at, reposts))
+                for row in connection.execute(statement):
+                    counts = Engagement(row.likes, row.reposts, row.comments)
+                    history[row.post_id].append((row.taken_at, counts))
         return dict(history)
+
+    def pending_regrades(self, limit: int = 500, after: int = 0) -> list[int]:
+        """Return ids above ``after`` of posts whose new engagement is not graded yet."""
+        statement = (
+            select(posts.c.id)
+            .where(posts.c.regrade_pending, posts.c.id > after)
+            .order_by(posts.c.id)
+            .limit(limit)
+        )
+        with self._read() as connection:
+            return list(connection.execute(statement).scalars())
 
     def problem_post_times(
         self, problem_ids: Sequence[int], since: datetime
@@ -643,13 +671,49 @@ class Store:
                     times[problem_id].append(created_at)
         return dict(times)
 
-    def earliest_post_time(self) -> datetime | None:
-        """Return the earliest known creation time of a stored post, or None."""
-        statement = select(func.min(posts.c.created_at)).where(
+    def newest_post_time(self) -> datetime | None:
+        """Return the latest known creation time of a stored post, or None."""
+        statement = select(func.max(posts.c.created_at)).where(
             posts.c.time_estimated.is_(False)
         )
         with self._read() as connection:
             return connection.execute(statement).scalar()
+
+    def covered_since(self, start: datetime, end: datetime) -> datetime:
+        """Return the start of the unbroken run of days before ``end`` with posts.
+
+        Walking back from ``end`` a day at a time, down to ``start``, the first
+        day without a single post (known creation time, any source) ends the
+        run: before it nothing was being collected, so a count of zero there
+        says nothing. Returns ``end`` when the last day has no post.
+        """
+        covered = end
+        with self._read() as connection:
+            while covered > start:
+                day_start = max(covered - timedelta(days=1), start)
+                statement = (
+                    select(posts.c.id)
+                    .where(
+                        posts.c.created_at >= day_start,
+                        posts.c.created_at < covered,
+                        posts.c.time_estimated.is_(False),
+                    )
+                    .limit(1)
+                )
+                if connection.execute(statement).first() is None:
+                    break
+                covered = day_start
+        return covered
+
+    def active_problems(self, since: datetime) -> list[int]:
+        """Return the problems with a post created at or after ``since``."""
+        statement = (
+            select(problem_posts.c.problem_id)
+            .where(problem_posts.c.posted_at >= since)
+            .distinct()
+        )
+        with self._read() as connection:
+            return list(connection.execute(statement).scalars())
 
     def brand_post_times(self, since: datetime) -> list[tuple[datetime, bool]]:
         """Return the creation time of each post about the brand from ``since``,

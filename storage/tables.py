@@ -131,6 +131,10 @@ class Post(Base):
     # When the source was first seen showing the post removed or deleted. The
     # text captured before stays.
     removed_at: Mapped[datetime | None]
+    # New engagement was stored and the post is still to be graded again. Set
+    # with the snapshot and cleared with the regrading, so that a crash in
+    # between leaves the work for the next start.
+    regrade_pending: Mapped[bool] = mapped_column(server_default=FALSE)
 
 
 class EngagementSnapshot(Base):

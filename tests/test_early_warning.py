@@ -257,3 +257,50 @@ def test_no_burst_before_a_baseline_exists(job):
     summary = collect(job, storm)
     job._watch_bursts(summary)
     assert "burst" not in signals_by_kind(job.store)
+
+
+def test_new_engagement_stored_before_a_crash_is_graded_at_start(job):
+    collect(job, [media_post(10, 50)])
+    # The job died after storing the new counts and before grading them.
+    job.store.add_batch([media_post(60, 2_000)])
+
+    restarted = pipeline.Job(job.config, job.store)
+    restarted.recover()
+
+    assert restarted.recovery.regraded == 1
+    assert restarted.recovery.signals["viral"] == 1
+    assert job.store.pending_regrades() == []
+
+
+def test_falling_counts_do_not_lower_the_grade(job):
+    collect(job, [media_post(10, 50)])
+    collect(job, [media_post(60, 2_000)])
+    [post_id] = {r.signal.post_id for r in job.store.recent_signals()}
+    before = job.store.get_post(post_id).grading
+
+    fallen = collect(job, [media_post(70, 3)])
+
+    after = job.store.get_post(post_id).grading
+    assert fallen.regraded == 0
+    assert after.level == before.level
+    assert after.factor("public_impact").score == 3
+
+
+def test_one_old_post_is_no_baseline(job):
+    old = owner_post(999, "启程QC9的座椅加热不热", 24 * 300, author="老车主")
+    storm = [
+        owner_post(n, BRAKE_NOISES[n % len(BRAKE_NOISES)] + f" 今天{n}", 3 - n / 3)
+        for n in range(8)
+    ]
+    summary = collect(job, [old, *storm])
+    job._watch_bursts(summary)
+    assert "burst" not in signals_by_kind(job.store)
+
+
+def test_burst_missed_by_a_crashed_run_is_found_at_start(job):
+    collect(job, burst_records())
+    # The run died before its burst check; the next start looks again.
+    restarted = pipeline.Job(job.config, job.store)
+    restarted.recover()
+    bursts = signals_by_kind(job.store).get("burst", [])
+    assert [s.subject for s in bursts if s.subject == "problem"] == ["problem"]

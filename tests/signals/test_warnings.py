@@ -136,7 +136,7 @@ def test_viral_impact_bands(result, expected):
         assert raised[1].startswith("预计24小时转发")
 
 
-@pytest.mark.parametrize(("people", "expected"), [(4, None), (5, 2), (19, 2), (20, 3)])
+@pytest.mark.parametrize(("people", "expected"), [(4, None), (5, 2), (20, 2), (500, 2)])
 def test_people_reporting_a_problem_raise_impact(people, expected):
     raised = warnings.people_impact(people, SETTINGS)
     assert (raised and raised[0]) == expected

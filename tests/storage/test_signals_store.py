@@ -115,8 +115,11 @@ def test_new_engagement_marks_a_post_refreshed(store: Store):
     )
     assert second.ids == [None, None]
     assert second.refreshed == [first.ids[0]]
-    history = store.repost_history([first.ids[0]])
-    assert history == {first.ids[0]: [(T0, 5), (later, 50)]}
+    history = store.engagement_history([first.ids[0]])
+    assert [(t, e.reposts) for t, e in history[first.ids[0]]] == [(T0, 5), (later, 50)]
+    assert store.pending_regrades() == [first.ids[0]]
+    store.save_regradings([], done=[first.ids[0]])
+    assert store.pending_regrades() == []
 
 
 def test_brand_post_times_read_the_latest_classification(store: Store):
@@ -133,7 +136,7 @@ def test_brand_post_times_read_the_latest_classification(store: Store):
     found = sorted(store.brand_post_times(since), key=lambda pair: pair[1])
     assert [negative for _, negative in found] == [False, True, True]
     assert all(moment == T0 - timedelta(hours=1) for moment, _ in found)
-    assert store.earliest_post_time() == T0 - timedelta(hours=1)
+    assert store.newest_post_time() == T0 - timedelta(hours=1)
 
 
 def test_estimated_times_stay_out_of_the_series(store: Store):
@@ -146,7 +149,7 @@ def test_estimated_times_stay_out_of_the_series(store: Store):
     store.save_assessments([known, estimated], [make_assessment()] * 2)
     assert store.get_post(estimated).item.time_estimated is True
     assert len(store.brand_post_times(T0 - timedelta(days=60))) == 1
-    assert store.earliest_post_time() == T0 - timedelta(hours=1)
+    assert store.newest_post_time() == T0 - timedelta(hours=1)
 
 
 def test_removal_is_recorded_once_and_keeps_the_text(store: Store):
@@ -165,3 +168,17 @@ def test_removal_is_recorded_once_and_keeps_the_text(store: Store):
             select(posts.c.removed_at).where(posts.c.id == post_id)
         ).scalar_one()
     assert removed_at == later
+
+
+def test_coverage_stops_at_the_first_day_without_posts(store: Store):
+    end = T0 + timedelta(hours=1)
+    days_ago = [0.5, 1.5, 2.5, 4.5]
+    store.add_items(
+        [
+            make_item(str(n), created_at=end - timedelta(days=d))
+            for n, d in enumerate(days_ago)
+        ]
+    )
+    assert store.covered_since(end - timedelta(days=9), end) == end - timedelta(days=3)
+    assert store.covered_since(end - timedelta(days=2), end) == end - timedelta(days=2)
+    assert store.covered_since(end, end + timedelta(days=1)) == end + timedelta(days=1)
