@@ -40,9 +40,10 @@ from signals.virality import (
 # Cue names of a grievance that announce a next step: a threatened action, or
 # owners organising.
 ESCALATION_CUES = frozenset({"threat", "organising"})
-# The burst detectors see this many hours: a week of baseline, the detection
-# window and a day in which a burst may have started.
-WATCH_HOURS = 7 * 24 + 24 + 24
+# The burst detectors see this many hours: the two weeks of baseline of the
+# Kleinberg detector, its day-long window and a day in which a burst may have
+# started.
+WATCH_HOURS = 14 * 24 + 24 + 24
 # A burst of the same subject starting within this time of one already
 # signalled is taken to be the same burst, seen from a later hour.
 BURST_COOLDOWN = timedelta(hours=24)
