@@ -117,7 +117,7 @@ class Job:
         self.segmenter = Segmenter.for_brand(config.brand)
         self._grouping = threading.Lock()
         self._grouper: ProblemGrouper | None = self._load_grouper()
-        self.watch = Watch(config.early_warning, self.analyzer, store)
+        self.watch = Watch(config.early_warning, self.analyzer, store, config.timezone)
 
     def run_source(
         self, source: Source, *, show_progress: bool = False

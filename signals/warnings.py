@@ -267,15 +267,21 @@ def ongoing_burst(
 def burst_signal(
     burst: Burst, *, problem_id: int | None = None, label: str | None = None
 ) -> Signal:
-    """Return the signal of a burst of one problem, or of the brand when no id."""
+    """Return the signal of a burst of one problem, or of the brand when no id.
+
+    The reason gives hours as the detector saw them (the local time of the
+    series), with their UTC offset; the key uses the UTC hour.
+    """
     start = burst.start
     assert isinstance(start, datetime)
+    hour = start.astimezone(UTC)
     if problem_id is None:
-        subject, key = BRAND_SUBJECT, f"burst:brand:{start:%Y%m%d%H}"
+        subject, key = BRAND_SUBJECT, f"burst:brand:{hour:%Y%m%d%H}"
         head = "品牌负面占比突增"
     else:
-        subject, key = "problem", f"burst:problem:{problem_id}:{start:%Y%m%d%H}"
+        subject, key = "problem", f"burst:problem:{problem_id}:{hour:%Y%m%d%H}"
         head = f"问题「{label}」突发" if label else "问题突发"
+    offset = start.strftime("%z") or "+0000"
     detail = {"detector": burst.detector, "peak": burst.peak}
     if isinstance(burst.alarm, datetime):
         detail["alarm"] = burst.alarm.isoformat()
@@ -283,7 +289,7 @@ def burst_signal(
         kind="burst",
         key=key,
         subject=subject,
-        reason=f"{head}:{burst.reason}",
+        reason=f"{head}:{burst.reason}(时间为UTC{offset[:3]}:{offset[3:]})",
         occurred_at=start,
         problem_id=problem_id,
         detail=detail,

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from config import EarlyWarning
 from items import Assessment, Engagement, Grading, Item, Signal
@@ -52,10 +53,18 @@ class Regrading:
 class Watch:
     """Context for gradings and early-warning signals, for one job."""
 
-    def __init__(self, settings: EarlyWarning, analyzer: Analyzer, store: Store):
+    def __init__(
+        self,
+        settings: EarlyWarning,
+        analyzer: Analyzer,
+        store: Store,
+        timezone: str = "UTC",
+    ):
         self.settings = settings
         self.analyzer = analyzer
         self.store = store
+        # Burst reasons name hours in this zone.
+        self.zone = ZoneInfo(timezone)
 
     def since(self, item: Item) -> datetime:
         """Return the start of the window in which people reporting a problem count."""
@@ -196,13 +205,15 @@ class Watch:
         covered = self.store.covered_since(first_hour, last_hour + warnings.HOUR)
         first_hour = max(first_hour, warnings.hour_of(covered))
         hours = int((last_hour - first_hour) / warnings.HOUR) + 1
+        # The detectors label hours in the series' zone, which their reasons show.
+        local_first = first_hour.astimezone(self.zone)
         detector = self.settings.burst_detector
         found: list[Signal] = []
         times = self.store.problem_post_times(list(problem_labels), first_hour)
         for problem_id, moments in times.items():
             counts = warnings.hourly_counts(moments, first_hour, hours)
             burst = warnings.ongoing_burst(
-                detector, str(problem_id), counts, first_hour
+                detector, str(problem_id), counts, local_first
             )
             if burst is not None:
                 label = problem_labels[problem_id]
@@ -216,7 +227,7 @@ class Watch:
         )
         totals = warnings.hourly_counts((m for m, _ in brand), first_hour, hours)
         burst = warnings.ongoing_burst(
-            detector, warnings.BRAND_SUBJECT, negative, first_hour, totals
+            detector, warnings.BRAND_SUBJECT, negative, local_first, totals
         )
         if burst is not None:
             found.append(warnings.burst_signal(burst))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -230,6 +231,9 @@ def test_problem_burst_is_signalled_once(tmp_path, database_url):
         assert burst.problem_id in summary.changed_problems
         assert NOW - burst.occurred_at <= timedelta(hours=4)
         assert "突发" in burst.reason
+        local = burst.occurred_at.astimezone(ZoneInfo("Asia/Shanghai"))
+        assert f"{local:%m-%d %H:00}" in burst.reason
+        assert burst.reason.endswith("(时间为UTC+08:00)")
 
         job._watch_bursts(summary)
         assert len(signals_by_kind(store)["burst"]) == len(bursts)
