@@ -88,7 +88,7 @@ def counts(database_url: str) -> dict[str, int]:
         }
 
 
-def test_sigkill_mid_run_then_rerun_matches_a_clean_run(tmp_path, database_url):
+def test_killed_run_resumes_exactly(tmp_path, database_url):
     posts = write_posts(tmp_path / "posts.jsonl")
     clean_folder = tmp_path / "clean"
     clean_folder.mkdir()
