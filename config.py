@@ -130,7 +130,7 @@ class FeedOptions:
 
 @dataclass(frozen=True)
 class Pagination:
-    """How a JSON API pages its results.
+    """The pagination of a JSON API's results.
 
     ``style`` "page" counts pages from ``start`` in the query parameter
     ``param``, "offset" counts records, and "cursor" sends the value found at
@@ -279,7 +279,7 @@ class Health:
 
     After ``stale_after_failures`` failed runs in a row a source is stale, and
     one notice goes to the recipients of the department ``notify`` (a key of
-    ``alerts.departments``); one more goes when a run succeeds again.
+    ``alerts.departments``). One more goes when a run succeeds again.
     """
 
     stale_after_failures: int = 3
@@ -300,7 +300,7 @@ class Http:
 
     ``hosts`` overrides ``default_host`` for the hosts it names. A run of one
     source stops, keeping what it stored, after ``run_deadline_seconds``.
-    Requests answered with 429 or a 5xx status are retried up to ``retries``
+    Requests that get a 429 or 5xx response are retried up to ``retries``
     times, after ``backoff_seconds`` doubling each time, with jitter.
     """
 

@@ -205,7 +205,7 @@ class Signal:
     """One early warning for the alert stage.
 
     ``kind`` is one of SIGNAL_KINDS. ``key`` is unique among all signals, so
-    that the same warning is stored once however often the job sees it.
+    that the same warning is stored once however often the job finds it.
     ``subject`` is "post", "problem" or "brand". ``occurred_at`` is when the
     event happened: the post's time, the time of a forecast, a burst's first
     hour. ``reason`` is one sentence an analyst can read.

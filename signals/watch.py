@@ -28,6 +28,7 @@ from items import Assessment, Engagement, Grading, Item, Signal
 from nlp import Analyzer
 from signals import warnings
 from signals.problems import ProblemGrouper, post_key
+from signals.virality import Forecast
 
 if TYPE_CHECKING:
     from storage import PostRecord, Store
@@ -101,7 +102,8 @@ class Watch:
         """Grade known graded posts again after their engagement changed.
 
         Returns the posts whose level or factor scores changed, or that raise
-        a signal (which may be stored already). The age of each post is taken at its last sighting.
+        a signal (which may be stored already). The age of each post is taken
+        at its last sighting.
         """
         records = [self.store.get_post(post_id) for post_id in post_ids]
         graded = [r for r in records if r is not None and r.grading is not None]
@@ -138,9 +140,9 @@ class Watch:
             problem = (incident.problem_id, len(reporters))
         # Reposts are cumulative, so a lower count later is read as no growth.
         reposts, highest = [], 0
-        for taken, counts in history:
+        for taken_at, counts in history:
             highest = max(highest, counts.reposts)
-            reposts.append((taken, highest))
+            reposts.append((taken_at, highest))
         assessment, signals = self._contextualise(
             record.id, item, assessment, reposts, problem, record.grading
         )
@@ -158,15 +160,12 @@ class Watch:
         problem: tuple[int, int] | None,
         previous: Grading | None,
     ) -> tuple[Assessment, list[Signal]]:
+        """Raise a graded post's public impact with context; return its signals."""
         if assessment.grading is None:
             return assessment, []
-        forecast = None
-        # A forecast from fewer reposts never crosses the reach, so most posts
-        # skip the estimate.
-        if item.engagement.reposts >= self.settings.min_observed_reposts:
-            forecast = warnings.forecast_reposts(item, history)
-        viral = warnings.viral_impact(forecast, self.settings)
-        raises = [viral]
+        forecast = self._viral_forecast(item, history)
+        raises = [warnings.viral_impact(forecast, self.settings)]
+
         problem_id = None
         if problem is not None:
             problem_id, reporters = problem
@@ -177,6 +176,7 @@ class Watch:
             earlier = previous.factor("public_impact")
             if earlier.evidence:
                 raises.append((earlier.score, earlier.evidence[0]))
+
         assessment = warnings.raise_impact(
             self.analyzer.grader, item, assessment, raises
         )
@@ -185,10 +185,21 @@ class Watch:
             item,
             assessment,
             previous=previous,
-            forecast=forecast if viral is not None else None,
+            forecast=forecast if raises[0] is not None else None,
             problem_id=problem_id,
         )
         return assessment, signals
+
+    def _viral_forecast(
+        self, item: Item, history: Iterable[tuple[datetime, int]]
+    ) -> Forecast | None:
+        """Return the repost forecast of a post with enough reposts to cross the reach.
+
+        A forecast from fewer reposts never crosses, so most posts skip it.
+        """
+        if item.engagement.reposts < self.settings.min_observed_reposts:
+            return None
+        return warnings.forecast_reposts(item, history)
 
     def bursts(self, problem_labels: Mapping[int, str], end: datetime) -> list[Signal]:
         """Return the bursts going on at ``end`` that were not signalled yet.

@@ -28,7 +28,7 @@ class NewAlert:
 
 @dataclass(frozen=True, slots=True)
 class StoredBatch:
-    """What storing a batch of collected items did.
+    """The outcome of storing a batch of collected items.
 
     ``ids`` holds, in the position of each item, the id of the post it
     created, or None for a post already stored. ``refreshed`` lists the
@@ -48,10 +48,6 @@ class Saved:
 
     alert_ids: list[int | None]
     signal_ids: list[int | None]
-
-    @property
-    def new_signals(self) -> int:
-        return sum(1 for signal_id in self.signal_ids if signal_id is not None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -592,7 +592,7 @@ class Store:
         are left out.
         """
         found: dict[int | None, datetime] = {}
-        wanted = [i for i in problem_ids if i is not None]
+        problems_asked = [i for i in problem_ids if i is not None]
         burst = signals.c.kind == "burst"
         statements = []
         if None in problem_ids:
@@ -601,7 +601,7 @@ class Store:
                 .where(burst, signals.c.subject == "brand")
                 .group_by(signals.c.problem_id)
             )
-        for chunk in _chunks(wanted, LOOKUP_CHUNK):
+        for chunk in _chunks(problems_asked, LOOKUP_CHUNK):
             statements.append(
                 select(signals.c.problem_id, func.max(signals.c.occurred_at))
                 .where(burst, signals.c.problem_id.in_(chunk))
@@ -685,7 +685,7 @@ class Store:
         Walking back from ``end`` a day at a time, down to ``start``, the first
         day without a single post (known creation time, any source) ends the
         run: before it nothing was being collected, so a count of zero there
-        says nothing. Returns ``end`` when the last day has no post.
+        means nothing. Returns ``end`` when the last day has no post.
         """
         covered = end
         with self._read() as connection:

@@ -394,7 +394,7 @@ class IncidentAuthor(Base):
 class SignalRow(Base):
     """An early warning for the alert stage, stored once under its key.
 
-    ``subject`` says what it is about: a post (critical, viral, escalation), a
+    ``subject`` names what it is about: a post (critical, viral, escalation), a
     problem or the brand as a whole (burst). ``occurred_at`` is when the event
     happened, ``created_at`` when the job noticed it.
     """

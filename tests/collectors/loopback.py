@@ -126,7 +126,7 @@ def feed_reply(name: str, content_type: str = "application/rss+xml", **headers):
 
 
 def conditional(body: bytes, etag: str, last_modified: str, content_type: str):
-    """Return a responder that answers 304 to a request with matching validators."""
+    """Return a responder that returns 304 to a request with matching validators."""
 
     def answer(request: Request) -> Reply:
         validators = {"ETag": etag, "Last-Modified": last_modified}

@@ -77,7 +77,7 @@ def test_deadline_ends_run_as_partial_keeping_posts(tmp_path, database_url, serv
 
 def test_overlapping_run_is_recorded_as_skipped(tmp_path, database_url, server):
     server.route("/slow", Reply(200, fixture("weibo_rss.xml"), delay=2))
-    # A run every 0.6 s against a feed that takes 2 s to answer.
+    # A run every 0.6 s against a feed that takes 2 s to respond.
     config = feed_config(tmp_path, database_url, [server.url("/slow")], minutes=0.01)
     with Store(database_url) as store:
         store.migrate()

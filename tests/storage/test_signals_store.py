@@ -88,7 +88,7 @@ def test_regrading_adds_a_grading_to_the_latest_classification(store: Store):
         [(post_id, critical)], new_signals=[make_signal("critical:post:1")]
     )
 
-    assert saved.new_signals == 1
+    assert saved.signal_ids[0] is not None
     record = store.get_post(post_id)
     assert record.grading.level == "critical"
     assert record.grading.reason == "转发预计破万"
