@@ -186,6 +186,21 @@ class RedditOptions:
 
 
 @dataclass(frozen=True)
+class DetailOptions:
+    """A JSON address that returns one post, for posts a listing shows in part.
+
+    ``url`` names the post with ``{native_id}`` (the platform's id read from
+    the link), ``{external_id}`` or ``{url}``, URL-quoted. ``fields`` maps
+    ``text``, ``likes``, ``reposts`` and ``comments`` to dotted keys of the
+    response; a text in HTML is read as a feed entry's is. The engagement refresh reads it for recent posts worth watching, and for
+    posts whose text the listing cut short (a Weibo long post ending in 全文).
+    """
+
+    url: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Source:
     """One configured source.
 
@@ -203,6 +218,7 @@ class Source:
     feed: FeedOptions | None = None
     json: JsonOptions | None = None
     reddit: RedditOptions | None = None
+    detail: DetailOptions | None = None
     format: Literal["jsonl", "csv", "auto"] = "auto"
     encoding: str = "utf-8"
     platform: str = "unknown"
@@ -287,6 +303,22 @@ class Health:
 
 
 @dataclass(frozen=True)
+class Refresh:
+    """The engagement refresh: how often recent posts worth watching are read again.
+
+    Every ``interval_minutes`` the job reads again the posts created within
+    ``max_age_hours`` that were graded medium or critical or forecast to go
+    viral, at most ``max_posts`` of them, most urgent first. It also fetches
+    the full text of posts that a listing cut short. Sources that cannot read a
+    single post (files, feeds without ``detail``) are left out.
+    """
+
+    interval_minutes: float = 30.0
+    max_age_hours: float = 72.0
+    max_posts: int = 300
+
+
+@dataclass(frozen=True)
 class HostLimit:
     """Politeness towards one host: the gap between requests and how many at once."""
 
@@ -337,6 +369,7 @@ class Config:
     early_warning: EarlyWarning = field(default_factory=EarlyWarning)
     http: Http = field(default_factory=Http)
     health: Health = field(default_factory=Health)
+    refresh: Refresh = field(default_factory=Refresh)
     # Folder that relative paths in this file are read from; set by the loader.
     base_dir: str = "."
     # The file this config was read from; set by the loader.
@@ -597,6 +630,10 @@ def _check(config: Config, path: Path) -> None:
     _check_early_warning(config.early_warning, path)
     _check_http(config.http, path)
     _check_health(config, path)
+    _check_refresh(config.refresh, path)
+    for i, source in enumerate(config.sources):
+        if source.detail is not None:
+            _check_detail(source, f"sources[{i}].detail", path)
     _check_timezone(config.timezone, "timezone", path)
     for i, source in enumerate(config.sources):
         if source.timezone:
@@ -678,16 +715,82 @@ def _check_source_kind(source: Source, key: str, path: Path) -> None:
             )
     elif isinstance(options, RedditOptions):
         urls = (options.oauth_url, options.reddit_url)
-        if not options.subreddits and not options.queries:
-            raise ConfigError(
-                f"{path}: {key}.reddit: expected subreddits or queries to read"
-            )
+        _check_reddit(options, key, path)
     for url in urls:
         if not re.match(r"https?://[^/\s]+", url):
             raise ConfigError(
                 f"{path}: {key}.{source.kind}: invalid URL {url!r}; expected "
                 "http:// or https:// and a host"
             )
+
+
+DETAIL_FIELDS = ("text", "likes", "reposts", "comments")
+DETAIL_PLACEHOLDERS = ("native_id", "external_id", "url")
+
+
+def _check_detail(source: Source, key: str, path: Path) -> None:
+    if source.kind not in ("feed", "json"):
+        raise ConfigError(
+            f"{path}: {key}: only feed and json sources read single posts this "
+            f"way; this source is of kind {source.kind}"
+        )
+    detail = source.detail
+    if not re.match(r"https?://[^/\s]+", detail.url):
+        raise ConfigError(
+            f"{path}: {key}.url: invalid URL {detail.url!r}; expected "
+            "http:// or https:// and a host"
+        )
+    names = set(re.findall(r"{([^{}]*)}", detail.url))
+    if not names or not names <= set(DETAIL_PLACEHOLDERS):
+        raise ConfigError(
+            f"{path}: {key}.url: expected one of {{native_id}}, {{external_id}} "
+            f"or {{url}} to name the post, and no other placeholder; got {detail.url!r}"
+        )
+    if not detail.fields:
+        raise ConfigError(
+            f"{path}: {key}.fields: expected at least one of {', '.join(DETAIL_FIELDS)}"
+        )
+    for name in detail.fields:
+        if name not in DETAIL_FIELDS:
+            raise ConfigError(
+                f"{path}: {key}.fields.{name}: unknown field; "
+                f"expected one of: {', '.join(DETAIL_FIELDS)}"
+            )
+
+
+def _check_refresh(refresh: Refresh, path: Path) -> None:
+    if not 0 < refresh.interval_minutes <= MAX_INTERVAL_MINUTES:
+        raise ConfigError(
+            f"{path}: refresh.interval_minutes: expected a positive number of at most "
+            f"{MAX_INTERVAL_MINUTES} (a year); got {refresh.interval_minutes}"
+        )
+    if not 0 < refresh.max_age_hours <= 24 * 365:
+        raise ConfigError(
+            f"{path}: refresh.max_age_hours: expected a positive number of hours of "
+            f"at most 8760 (a year); got {refresh.max_age_hours}"
+        )
+    if refresh.max_posts < 0:
+        raise ConfigError(
+            f"{path}: refresh.max_posts: expected 0 (no refresh) or more; "
+            f"got {refresh.max_posts}"
+        )
+
+
+def _check_reddit(options: RedditOptions, key: str, path: Path) -> None:
+    if not options.subreddits and not options.queries:
+        raise ConfigError(
+            f"{path}: {key}.reddit: expected subreddits or queries to read"
+        )
+    if options.limit < 1:
+        raise ConfigError(
+            f"{path}: {key}.reddit.limit: expected 1 or more posts per listing and "
+            f"run; got {options.limit}"
+        )
+    if options.more_comments < 0:
+        raise ConfigError(
+            f"{path}: {key}.reddit.more_comments: expected 0 or more stubs per "
+            f"submission (0 skips them); got {options.more_comments}"
+        )
 
 
 def _check_health(config: Config, path: Path) -> None:

@@ -66,7 +66,11 @@ class Item:
 
     ``source`` is the configured source name and ``platform`` the site the post
     was written on (weibo, reddit, 12365auto ...). ``external_id`` is unique
-    within a source. ``created_at`` and ``collected_at`` are timezone-aware.
+    within a source. ``native`` is True when ``external_id`` is the platform's
+    own id of the post (a Weibo mid read from a link, a Reddit fullname), so
+    that the store keeps one row per platform and id whichever source read
+    it; otherwise the id is only unique within its source.
+    ``created_at`` and ``collected_at`` are timezone-aware.
     ``time_estimated`` is True when the source gave no readable time and
     ``created_at`` is the time of collection. ``removed`` is True when the
     source showed the post removed or deleted at collection. ``location``
@@ -89,6 +93,7 @@ class Item:
     location: str = ""
     time_estimated: bool = False
     removed: bool = False
+    native: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,3 +240,39 @@ def as_dict(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class KnownPost:
+    """A stored post that the engagement refresh reads again from its source.
+
+    ``native_id`` is the platform's own id of the post where the collector
+    read one from its link. ``truncated`` is True when the source showed the
+    post cut short and its full text has not been looked up yet. ``level`` is
+    its latest grading's level, if graded.
+    """
+
+    post_id: int
+    source: str
+    platform: str
+    external_id: str
+    url: str | None
+    native_id: str | None
+    created_at: datetime | None
+    truncated: bool = False
+    level: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reread:
+    """A known post as its source shows it now.
+
+    ``engagement`` is None when the source gave no counts. ``text`` is the
+    post's full text, given only for a post that was cut short and only when
+    the source returned it.
+    """
+
+    post: KnownPost
+    engagement: Engagement | None = None
+    removed: bool = False
+    text: str | None = None

@@ -32,9 +32,25 @@ from alerts import rules
 from alerts.health import health_notice
 from alerts.mail import compose
 from alerts.outbox import EmlTransport, SmtpTransport, Transport, deliver_pending
-from collectors import Collector, CollectorError, DeadlineExceeded, build_collector
+from collectors import (
+    Collector,
+    CollectorError,
+    DeadlineExceeded,
+    Rereader,
+    build_collector,
+    build_rereader,
+)
 from config import Config, ConfigError, Source
-from items import KINDS, LEVELS, SIGNAL_KINDS, Assessment, Item, Signal
+from items import (
+    KINDS,
+    LEVELS,
+    SIGNAL_KINDS,
+    Assessment,
+    Item,
+    KnownPost,
+    Reread,
+    Signal,
+)
 from nlp import Analyzer
 from nlp.segment import Segmenter
 from signals.problems import STATE_VERSION, Assignment, Problem, ProblemGrouper
@@ -143,12 +159,32 @@ class Job:
             summary.status, summary.error = "failed", f"{type(exc).__name__}: {exc}"
             logger.exception("source crashed source=%s", source.name)
 
+        self._complete_cut(source)
         self._watch_bursts(summary)
         self._settle_status(summary)
         summary.seconds = time.monotonic() - started
         self._finish_run(run_id, summary)
         self._check_health(source.name)
         return summary
+
+    def _complete_cut(self, source: Source) -> None:
+        """Look up at once the full text of the source's posts stored cut short.
+
+        Those the lookup misses wait for the engagement refresh.
+        """
+        if source.detail is None or self.stop.is_set():
+            return
+        try:
+            reader = build_rereader(source, self.config)
+            settings = self.config.refresh
+            since = datetime.now(UTC) - timedelta(hours=settings.max_age_hours)
+            cut = self.store.refresh_candidates(
+                since, [source.name], settings.max_posts, cut_only=True
+            )
+            if cut and reader is not None:
+                self._reread(source.name, reader, cut, SourceSummary(source.name))
+        except Exception:
+            logger.exception("full text lookup failed source=%s", source.name)
 
     def _check_health(self, source: str) -> None:
         """Store the notice to operations that the source's latest run calls for."""
@@ -335,6 +371,90 @@ class Job:
             return
         summary.regraded += len(changed)
         self._count_saved(saved, signals, summary)
+
+    def refresh_engagement(self) -> SourceSummary:
+        """Read again the recent posts worth watching, from every source that can.
+
+        Stores their counts now, grades again those whose counts changed, and
+        puts the full text of posts a listing cut short in place, analysing
+        them again. A source that fails is logged and the others go on; its
+        posts are read at the next refresh.
+        """
+        summary = SourceSummary("refresh")
+        started = time.monotonic()
+        settings = self.config.refresh
+        readers = {
+            source.name: reader
+            for source in self.config.sources
+            if source.enabled and (reader := build_rereader(source, self.config))
+        }
+        since = datetime.now(UTC) - timedelta(hours=settings.max_age_hours)
+        candidates = self.store.refresh_candidates(
+            since, list(readers), settings.max_posts
+        )
+        by_source: dict[str, list[KnownPost]] = {}
+        for post in candidates:
+            by_source.setdefault(post.source, []).append(post)
+        for name, posts in by_source.items():
+            if self.stop.is_set():
+                break
+            self._reread(name, readers[name], posts, summary)
+        summary.seconds = time.monotonic() - started
+        logger.info(
+            "engagement refresh finished candidates=%s read=%s changed=%s "
+            "regraded=%s expanded=%s seconds=%.1f",
+            len(candidates),
+            summary.fetched,
+            summary.refreshed,
+            summary.regraded,
+            summary.new,
+            summary.seconds,
+        )
+        return summary
+
+    def _reread(
+        self,
+        source: str,
+        reader: Rereader,
+        posts: list[KnownPost],
+        summary: SourceSummary,
+    ) -> None:
+        rereads: list[Reread] = []
+        try:
+            rereads.extend(reader.reread(posts))
+        except CollectorError as exc:
+            summary.error = str(exc)
+            logger.warning(
+                "engagement refresh of source ended early source=%s read=%s error=%s",
+                source,
+                len(rereads),
+                exc,
+            )
+        except Exception:
+            logger.exception("engagement refresh of source crashed source=%s", source)
+        if not rereads:
+            return
+        seen_at = datetime.now(UTC)
+        summary.fetched += len(rereads)
+        changed = self.store.record_rereads(rereads, seen_at)
+        self._expand(rereads, seen_at, summary)
+        self.refresh(changed, summary)
+
+    def _expand(
+        self, rereads: list[Reread], seen_at: datetime, summary: SourceSummary
+    ) -> None:
+        """Put the full text of posts cut short in place and analyse them again."""
+        looked_up = [r.post.post_id for r in rereads if r.post.truncated]
+        for reread in rereads:
+            if reread.text is None or not reread.post.truncated:
+                continue
+            post_id = reread.post.post_id
+            self.store.replace_text(post_id, reread.text, seen_at)
+            record = self.store.get_post(post_id)
+            if record is not None:
+                summary.new += 1
+                self.process([(post_id, record.item)], summary)
+        self.store.mark_text_checked(looked_up, seen_at)
 
     def _count_saved(
         self, saved: Saved, signals: list[Signal], summary: SourceSummary
@@ -679,12 +799,14 @@ def run_once(
     ]
     if job.recovery is not None and job.recovery.kinds:
         summaries.insert(0, job.recovery)
+    job.refresh_engagement()
     job.deliver()
     return summaries, job.delivery_errors
 
 
 def build_scheduler(job: Job, config: Config):
-    """Create the scheduler with one job per enabled source and a delivery job.
+    """Create the scheduler: a job per enabled source, the engagement refresh and
+    the delivery of alerts.
 
     Missed runs are coalesced: after an hour of downtime a source runs once,
     not once per missed interval. No source runs twice at the same time, and
@@ -698,17 +820,18 @@ def build_scheduler(job: Job, config: Config):
 
     sources = [source for source in config.sources if source.enabled]
     scheduler = BackgroundScheduler(
-        executors={"default": ThreadPoolExecutor(len(sources) + 1)},
+        executors={"default": ThreadPoolExecutor(len(sources) + 2)},
         timezone=config.timezone,
     )
     now = datetime.now(UTC)
     for source in sources:
         schedule = source.schedule
         # An interval source runs at once on start. A cron source waits for its
-        # next time, so that a nightly source does not run at every restart.
+        # next time, so that a nightly source does not run at every restart,
+        # unless a time was missed while the service was down.
         if schedule.cron:
             trigger = CronTrigger.from_crontab(schedule.cron, timezone=config.timezone)
-            first_run = trigger.get_next_fire_time(None, now)
+            first_run = _first_cron_run(job.store, source.name, trigger, now)
         else:
             trigger = IntervalTrigger(
                 minutes=schedule.interval_minutes, timezone=config.timezone
@@ -725,6 +848,18 @@ def build_scheduler(job: Job, config: Config):
             max_instances=1,
             misfire_grace_time=MISFIRE_GRACE_SECONDS,
         )
+    refresh_minutes = config.refresh.interval_minutes
+    scheduler.add_job(
+        _scheduled_refresh,
+        IntervalTrigger(minutes=refresh_minutes, timezone=config.timezone),
+        args=(job,),
+        id="refresh",
+        name="engagement refresh",
+        next_run_time=now + timedelta(minutes=refresh_minutes),
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=MISFIRE_GRACE_SECONDS,
+    )
     scheduler.add_job(
         _scheduled_deliver,
         IntervalTrigger(minutes=1),
@@ -737,6 +872,24 @@ def build_scheduler(job: Job, config: Config):
         EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED,
     )
     return scheduler
+
+
+def _first_cron_run(store: Store, source: str, trigger, now: datetime) -> datetime:
+    """Return when a cron source first runs after a start: now, when a fire time
+    since its last run was missed within the misfire grace, else its next time."""
+    runs = store.recent_runs(source, 1)
+    if runs:
+        since_last = runs[0].started_at + timedelta(seconds=1)
+        missed = trigger.get_next_fire_time(None, since_last)
+        grace = timedelta(seconds=MISFIRE_GRACE_SECONDS)
+        if missed is not None and now - grace <= missed <= now:
+            logger.info(
+                "cron run missed while stopped, running now source=%s missed=%s",
+                source,
+                missed.isoformat(),
+            )
+            return now
+    return trigger.get_next_fire_time(None, now)
 
 
 def _record_skip(job: Job, event) -> None:
@@ -780,6 +933,20 @@ def _scheduled_deliver(job: Job) -> None:
     except (SQLAlchemyError, OSError) as exc:
         logger.error(
             "alert delivery run failed, retried in a minute error=%s", _first_line(exc)
+        )
+
+
+def _scheduled_refresh(job: Job) -> None:
+    try:
+        job.verify_lock()
+        job.refresh_engagement()
+        job.deliver()
+    except LockHeld:
+        return
+    except (SQLAlchemyError, OSError) as exc:
+        logger.error(
+            "engagement refresh failed, retried at its next run time error=%s",
+            _first_line(exc),
         )
 
 

@@ -254,6 +254,7 @@ class FeedCollector:
             raw=raw,
             location=location,
             time_estimated=estimated,
+            native=identity is not None,
         )
 
     def _batches(

@@ -69,7 +69,7 @@ class JsonCollector:
 
     def collect(self, cursor: str | None) -> Iterator[Batch]:
         """Yield one batch per page until the last page or ``max_pages``."""
-        headers = self._headers()
+        headers = self.request_headers()
         run = self.client.start_run(self.name)
         pagination = self.options.pagination
         page = _Page()
@@ -96,7 +96,7 @@ class JsonCollector:
             pagination.max_pages,
         )
 
-    def _headers(self) -> dict[str, str]:
+    def request_headers(self) -> dict[str, str]:
         """Return the configured headers with the values read from the environment."""
         headers = dict(self.options.headers)
         for header, variable in self.options.headers_env.items():
@@ -196,7 +196,11 @@ class JsonCollector:
         size = len(json.dumps(record, ensure_ascii=False).encode("utf-8", "replace"))
         if size > MAX_RECORD_BYTES:
             raise RecordError(f"record larger than {MAX_RECORD_BYTES} bytes")
-        return record_to_item(record, self.source, self.zone, location, collected_at)
+        item = record_to_item(record, self.source, self.zone, location, collected_at)
+        # An unmapped id can be a hash of the text, which no other source would
+        # give, and an id names one post only on a known platform.
+        item.native = "id" in self.source.fields and item.platform != "unknown"
+        return item
 
     def _next_value(self, data: Any) -> str | None:
         field = self.options.pagination.next_field

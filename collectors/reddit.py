@@ -28,7 +28,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -53,7 +53,7 @@ from collectors.base import (
     parse_time,
 )
 from config import Config, RedditOptions, Source
-from items import Author, Engagement, Item
+from items import Author, Engagement, Item, KnownPost, Reread
 
 logger = logging.getLogger(__name__)
 
@@ -182,16 +182,39 @@ class Listing:
     open: Callable[[str | None, int], Iterator[Any]]
 
 
+class _PastDeadline(requests.exceptions.RequestException):
+    """The run's deadline passed before or during a request.
+
+    prawcore retries timeouts and connection errors after sleeping up to 4 s,
+    but not other request exceptions, so this one ends the request at once.
+    """
+
+
 class _TimeoutSession(requests.Session):
-    # prawcore 4.0.0 passes its own fixed 16 s timeout with every request,
-    # so the configured connect and read timeouts are applied here.
-    def __init__(self, timeout: tuple[float, float]) -> None:
+    """A session that bounds every request by the timeouts and the run deadline.
+
+    prawcore 4.0.0 passes its own fixed 16 s timeout with every request, so
+    the configured connect and read timeouts are applied here, each cut to
+    the time left before ``deadline`` (a time.monotonic() reading).
+    """
+
+    def __init__(self, timeout: tuple[float, float], deadline: float) -> None:
         super().__init__()
         self.fixed_timeout = timeout
+        self.deadline = deadline
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        kwargs["timeout"] = self.fixed_timeout
-        return super().request(method, url, **kwargs)
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise _PastDeadline(f"run deadline passed before {method} {url}")
+        connect, read = self.fixed_timeout
+        kwargs["timeout"] = (min(connect, left), min(read, left))
+        try:
+            return super().request(method, url, **kwargs)
+        except requests.exceptions.Timeout:
+            if time.monotonic() < self.deadline:
+                raise
+            raise _PastDeadline(f"run deadline passed during {method} {url}") from None
 
 
 class RedditCollector:
@@ -230,14 +253,51 @@ class RedditCollector:
 
     def collect(self, cursor: str | None) -> Iterator[Batch]:
         client_id, client_secret = self._credentials()
-        session = _TimeoutSession(
-            (self.http.connect_timeout_seconds, self.http.read_timeout_seconds)
-        )
+        session = self._session()
         self.partial = False
         try:
             reddit = self._connect(client_id, client_secret, session)
             state = CursorState.load(cursor, self.name, time.time())
-            yield from _Run(self, reddit, state, cursor).execute()
+            yield from _Run(self, reddit, state, cursor, session.deadline).execute()
+        finally:
+            session.close()
+
+    def _session(self) -> _TimeoutSession:
+        """Return a session for one run, whose deadline starts now."""
+        return _TimeoutSession(
+            (self.http.connect_timeout_seconds, self.http.read_timeout_seconds),
+            time.monotonic() + self.http.run_deadline_seconds,
+        )
+
+    def reread(self, posts: Sequence[KnownPost]) -> Iterator[Reread]:
+        """Yield the counts now of known posts, read through /api/info.
+
+        A post Reddit no longer returns is left out; one shown removed or
+        deleted is reported removed. Ends early, after yielding what it read,
+        when Reddit keeps responding 429.
+        """
+        client_id, client_secret = self._credentials()
+        session = self._session()
+        try:
+            reddit = self._connect(client_id, client_secret, session)
+            run = _Run(self, reddit, CursorState({}, {}), None, session.deadline)
+            known = {post.external_id: post for post in posts}
+            names = list(known)
+            for start in range(0, len(names), INFO_CHUNK):
+                run._check_deadline()
+                try:
+                    things = run._call(
+                        partial(run._info, names[start : start + INFO_CHUNK]), "info"
+                    )
+                except _RateLimited as exc:
+                    logger.warning(
+                        "reddit reread ended early source=%s reason=%s", self.name, exc
+                    )
+                    return
+                for thing in things:
+                    reread = _reread(known, vars(thing), run)
+                    if reread is not None:
+                        yield reread
         finally:
             session.close()
 
@@ -290,6 +350,7 @@ class _Run:
         reddit: praw.Reddit,
         state: CursorState,
         cursor: str | None,
+        deadline: float,
     ) -> None:
         self.collector = collector
         self.name = collector.name
@@ -297,7 +358,7 @@ class _Run:
         self.reddit = reddit
         self.state = state
         self.saved_cursor = cursor
-        self.deadline = time.monotonic() + collector.http.run_deadline_seconds
+        self.deadline = deadline
         self.items: list[Item] = []
         self.rejected: list[Rejected] = []
         self.collected: set[str] = set()
@@ -557,11 +618,14 @@ class _Run:
 
     def _check_deadline(self, wait: float = 0.0) -> None:
         if time.monotonic() + wait > self.deadline:
-            raise _DeadlineReached(
-                f"source {self.name}: run deadline of "
-                f"{self.collector.http.run_deadline_seconds:g} s reached; the posts "
-                "stored so far are kept and the rest is read at the next run"
-            )
+            raise self._past_deadline()
+
+    def _past_deadline(self) -> _DeadlineReached:
+        return _DeadlineReached(
+            f"source {self.name}: run deadline of "
+            f"{self.collector.http.run_deadline_seconds:g} s reached; the posts "
+            "stored so far are kept and the rest is read at the next run"
+        )
 
     def _call(self, action: Callable[[], T], target: str) -> T:
         """Run one request through praw, retrying after HTTP 429.
@@ -624,6 +688,8 @@ class _Run:
                 f"and {options.client_secret_env or 'client_secret_env'}"
             )
         if isinstance(exc, prawcore.RequestException):
+            if isinstance(exc.original_exception, _PastDeadline):
+                return self._past_deadline()
             detail = (
                 f"{type(exc.original_exception).__name__}: {exc.original_exception}"
             )
@@ -733,7 +799,21 @@ def _item(
         ),
         raw=clean_raw(raw),
         location=url,
+        native=True,
     )
+
+
+def _reread(
+    known: dict[str, KnownPost], data: dict[str, Any], run: _Run
+) -> Reread | None:
+    post = known.get(str(data.get("name")))
+    if post is None:
+        return None
+    if _post_removed(data):
+        return Reread(post, removed=True)
+    build = submission_item if post.external_id.startswith("t3_") else comment_item
+    item = run._build(build, data, datetime.now(UTC))
+    return None if item is None else Reread(post, item.engagement)
 
 
 def _counts(item: Item) -> list[int]:

@@ -23,6 +23,7 @@ from items import (
     FactorScore,
     Grading,
     Item,
+    KnownPost,
     Relevance,
     Signal,
 )
@@ -32,6 +33,9 @@ from .records import AlertRecord, SignalRecord
 logger = logging.getLogger(__name__)
 
 MAX_EXTERNAL_ID = 512
+# Platform names that may scope a native id. Any other name, "unknown" among
+# them, leaves the post in its source's scope.
+_PLATFORM_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
 # The largest value of a signed 64-bit column (BIGINT on both backends).
 MAX_COUNT = 2**63 - 1
 
@@ -59,8 +63,26 @@ def clean_text(value: str) -> str:
     return value
 
 
-def post_key(item: Item) -> tuple[str, str]:
-    """Return the ``(source, external_id)`` that identifies a post, as stored.
+def post_key(item: Item) -> str:
+    """Return the identity key that the store keeps one post row under.
+
+    A native id (``item.native``) is scoped by its platform, as
+    ``native:weibo:5101234567890123``, so that every source reading the post
+    finds the same row. A feed's ``weibo:<mid>`` and a JSON API's bare mid
+    give the same key, because a leading ``<platform>:`` is dropped from the
+    id. Any other id is scoped by its source, as ``source:<source>:<id>``.
+    Raises ValueError when the external id is longer than the column allows.
+    """
+    source, external_id = source_key(item)
+    platform = item.platform.lower()
+    if item.native and platform != "unknown" and _PLATFORM_NAME.fullmatch(platform):
+        native_id = external_id.removeprefix(f"{item.platform}:")
+        return f"native:{platform}:{native_id}"
+    return f"source:{source}:{external_id}"
+
+
+def source_key(item: Item) -> tuple[str, str]:
+    """Return the ``(source, external_id)`` of a post, as stored.
 
     Raises ValueError when the external id is longer than the column allows.
     """
@@ -81,12 +103,15 @@ def clamp_count(value: int | None) -> int:
     return min(value, MAX_COUNT)
 
 
-def post_row(item: Item, key: tuple[str, str]) -> dict[str, Any]:
-    """Build the ``posts`` row of an item, with unstorable characters replaced."""
+def post_row(item: Item, key: str) -> dict[str, Any]:
+    """Build the ``posts`` row of an item under its identity key (:func:`post_key`),
+    with unstorable characters replaced."""
+    source, external_id = source_key(item)
     author = item.author
     row = {
-        "source": key[0],
-        "external_id": key[1],
+        "identity_key": key,
+        "source": source,
+        "external_id": external_id,
         "platform": item.platform,
         "url": item.url,
         "title": item.title,
@@ -112,8 +137,8 @@ def post_row(item: Item, key: tuple[str, str]) -> dict[str, Any]:
             row[column] = _UNSTORABLE.sub("\ufffd", value)
             logger.warning(
                 "replaced NUL or lone surrogate source=%s external_id=%s column=%s",
-                key[0],
-                key[1],
+                source,
+                external_id,
                 column,
             )
     return row
@@ -221,6 +246,23 @@ def signal_record(row: Mapping[str, Any]) -> SignalRecord:
     return SignalRecord(id=row["id"], signal=signal, created_at=row["created_at"])
 
 
+def known_post(row: Any, level: str | None, truncated: bool) -> KnownPost:
+    """Build what the engagement refresh needs of a stored post."""
+    raw = row.raw if isinstance(row.raw, dict) else {}
+    native_id = raw.get("native_id")
+    return KnownPost(
+        post_id=row.id,
+        source=row.source,
+        platform=row.platform,
+        external_id=row.external_id,
+        url=row.url,
+        native_id=str(native_id) if native_id else None,
+        created_at=row.created_at,
+        truncated=truncated,
+        level=level,
+    )
+
+
 def item_from_row(row: Mapping[str, Any], engagement: Mapping[str, Any] | None) -> Item:
     counts = Engagement()
     if engagement is not None:
@@ -250,6 +292,7 @@ def item_from_row(row: Mapping[str, Any], engagement: Mapping[str, Any] | None) 
         raw=row["raw"],
         time_estimated=row["time_estimated"],
         removed=row["removed_at"] is not None,
+        native=row["identity_key"].startswith("native:"),
     )
 
 

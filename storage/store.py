@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from items import Assessment, Engagement, Grading, Item, Signal
+from items import Assessment, Engagement, Grading, Item, KnownPost, Reread, Signal
 
 from . import rows
 from .engine import WRITE_LOCK_OPTION, create_store_engine, upgrade
@@ -143,23 +143,23 @@ class Store:
     ) -> StoredBatch:
         """Store new posts and record engagement of known ones, in one transaction.
 
-        Returns, in the position of each item, the id of the post it created,
-        or None when the post was already stored or appeared earlier in the
-        batch (the first occurrence wins), and the ids of the known posts whose
-        engagement changed. Known posts get a new
-        ``last_seen_at`` and an engagement snapshot only when the counts
-        changed. ``cursor`` is ``(source, value)``, saved in the same
+        A post is known when a row has its identity key (:func:`rows.post_key`),
+        whichever source stored it, or, for a post stored under another key
+        before, its source and external id. Returns, in the position of each
+        item, the id of the post it created, or None when the post was already
+        stored or appeared earlier in the batch (the first occurrence wins),
+        and the ids of the known posts whose engagement changed. Known posts
+        get a new ``last_seen_at`` and an engagement snapshot only when the
+        counts changed. ``cursor`` is ``(source, value)``, saved in the same
         transaction, so that the posts and the cursor commit or fail together.
         Raises ValueError, before writing anything, for an external id longer
         than 512 characters, and ``sqlalchemy.exc.StatementError`` for a naive
         datetime.
         """
         started = time.perf_counter()
-        positions: dict[tuple[str, str], int] = {}
-        for index, item in enumerate(items):
-            positions.setdefault(rows.post_key(item), index)
+        positions = _first_positions(items)
 
-        new_ids: dict[tuple[str, str], int] = {}
+        new_ids: dict[str, int] = {}
         refreshed: list[int] = []
         with self._write() as connection:
             if cursor is not None:
@@ -187,19 +187,18 @@ class Store:
         self,
         connection: Connection,
         items: Sequence[Item],
-        positions: dict[tuple[str, str], int],
-    ) -> dict[tuple[str, str], int]:
+        positions: dict[str, int],
+    ) -> dict[str, int]:
+        # No conflict target: a row that already has the identity key, or the
+        # source and external id, is skipped alike and found by _find_post_ids.
         statement = (
             self._insert(posts)
-            .on_conflict_do_nothing(
-                index_elements=[posts.c.source, posts.c.external_id]
-            )
-            .returning(posts.c.id, posts.c.source, posts.c.external_id)
+            .on_conflict_do_nothing()
+            .returning(posts.c.id, posts.c.identity_key)
         )
         post_rows = [rows.post_row(items[i], key) for key, i in positions.items()]
         new_ids = {
-            (row.source, row.external_id): row.id
-            for row in connection.execute(statement, post_rows)
+            row.identity_key: row.id for row in connection.execute(statement, post_rows)
         }
 
         if new_ids:
@@ -211,17 +210,23 @@ class Store:
         return new_ids
 
     def _update_known_posts(
-        self, connection: Connection, known: list[tuple[tuple[str, str], Item]]
+        self, connection: Connection, known: list[tuple[str, Item]]
     ) -> list[int]:
         """Record that known posts were seen again; return those whose counts changed."""
-        post_ids = _find_post_ids(connection, [key for key, _ in known])
+        post_ids = _find_post_ids(connection, known)
         latest = _latest_engagement(connection, list(post_ids.values()))
 
         seen: list[dict[str, Any]] = []
         removed: list[dict[str, Any]] = []
         snapshots: list[dict[str, Any]] = []
+        handled: set[int] = set()
         for key, item in known:
             post_id = post_ids[key]
+            # Two keys of one batch can lead to one row, the second through
+            # its source and external id. The first item counts.
+            if post_id in handled:
+                continue
+            handled.add(post_id)
             seen.append({"b_id": post_id, "b_seen": item.collected_at})
             if item.removed:
                 removed.append({"b_id": post_id, "b_seen": item.collected_at})
@@ -644,6 +649,133 @@ class Store:
         with self._read() as connection:
             return list(connection.execute(statement).scalars())
 
+    # The engagement refresh
+
+    def refresh_candidates(
+        self,
+        since: datetime,
+        sources: Sequence[str],
+        limit: int,
+        *,
+        cut_only: bool = False,
+    ) -> list[KnownPost]:
+        """Return the posts of ``sources`` created from ``since`` worth reading again.
+
+        These are the posts whose latest grading is medium or critical, those
+        with a viral signal, and those cut short whose full text was never
+        looked up; with ``cut_only``, only the last. Posts that the source
+        showed removed are left out. Critical posts come first, then medium and viral ones, then
+        the cut ones, newest first within each, at most ``limit`` in all.
+        """
+        if limit <= 0 or not sources:
+            return []
+        recent = (
+            posts.c.created_at >= since,
+            posts.c.source.in_(list(sources)),
+            posts.c.removed_at.is_(None),
+        )
+        with self._read() as connection:
+            levels = {} if cut_only else self._watched_levels(connection, recent, since)
+            cut = set(_cut_short(connection, recent))
+            wanted = {i: levels.get(i) for i in (*levels, *cut)}
+            rank = {"critical": 0, "medium": 1}
+            found = [
+                rows.known_post(row, wanted[row.id], row.id in cut)
+                for chunk in _chunks(list(wanted), LOOKUP_CHUNK)
+                for row in connection.execute(
+                    select(posts).where(posts.c.id.in_(chunk))
+                )
+            ]
+        found.sort(key=lambda post: (rank.get(post.level or "", 2), _newest(post)))
+        return found[:limit]
+
+    def _watched_levels(
+        self, connection: Connection, recent: tuple, since: datetime
+    ) -> dict[int, str]:
+        """Return recent posts graded above normal or forecast viral, with a level."""
+        levels = _latest_levels(connection, recent)
+        viral = select(signals.c.post_id).where(
+            signals.c.kind == "viral", signals.c.occurred_at >= since
+        )
+        for post_id in connection.execute(
+            select(posts.c.id).where(*recent, posts.c.id.in_(viral))
+        ).scalars():
+            levels.setdefault(post_id, "medium")
+        return levels
+
+    def record_rereads(self, rereads: Sequence[Reread], seen_at: datetime) -> list[int]:
+        """Store what a source showed of known posts; return those whose counts changed.
+
+        Each post gets ``last_seen_at``, an engagement snapshot when its
+        counts changed (then it is pending a regrade, as in :meth:`add_batch`)
+        and ``removed_at`` when it was first seen removed. A reread that gave
+        no counts stores none.
+        """
+        counted = [r for r in rereads if r.engagement is not None]
+        post_ids = [r.post.post_id for r in rereads]
+        with self._write() as connection:
+            latest = _latest_engagement(connection, [r.post.post_id for r in counted])
+            snapshots = [
+                {"post_id": r.post.post_id, "taken_at": seen_at}
+                | dict(zip(("likes", "reposts", "comments"), counts, strict=True))
+                for r in counted
+                if (counts := rows.engagement_counts(r.engagement))
+                != latest.get(r.post.post_id)
+            ]
+            changed = [row["post_id"] for row in snapshots]
+            for chunk in _chunks(post_ids, LOOKUP_CHUNK):
+                connection.execute(
+                    update(posts)
+                    .where(posts.c.id.in_(chunk), posts.c.last_seen_at < seen_at)
+                    .values(last_seen_at=seen_at)
+                )
+            removed = [r.post.post_id for r in rereads if r.removed]
+            for chunk in _chunks(removed, LOOKUP_CHUNK):
+                connection.execute(
+                    update(posts)
+                    .where(posts.c.id.in_(chunk), posts.c.removed_at.is_(None))
+                    .values(removed_at=seen_at)
+                )
+            for chunk in _chunks(changed, LOOKUP_CHUNK):
+                connection.execute(
+                    update(posts)
+                    .where(posts.c.id.in_(chunk))
+                    .values(regrade_pending=True)
+                )
+            if snapshots:
+                connection.execute(insert(engagement_snapshots), snapshots)
+        return changed
+
+    def replace_text(self, post_id: int, text: str, checked_at: datetime) -> None:
+        """Put a post's full text in place of the part a listing showed.
+
+        The part shown before is kept in the post's raw record as
+        ``shown_text``. The post must be analysed again afterwards.
+        """
+        with self._write() as connection:
+            row = connection.execute(
+                select(posts.c.text, posts.c.raw).where(posts.c.id == post_id)
+            ).first()
+            if row is None:
+                raise LookupError(f"no post with id {post_id}")
+            raw = dict(row.raw or {})
+            raw.setdefault("shown_text", row.text)
+            connection.execute(
+                update(posts)
+                .where(posts.c.id == post_id)
+                .values(text=rows.clean_text(text), raw=raw, text_checked_at=checked_at)
+            )
+
+    def mark_text_checked(self, post_ids: Sequence[int], checked_at: datetime) -> None:
+        """Note that the full text of these posts was looked up, found or not."""
+        with self._write() as connection:
+            for chunk in _chunks(post_ids, LOOKUP_CHUNK):
+                connection.execute(
+                    update(posts)
+                    .where(posts.c.id.in_(chunk))
+                    .values(text_checked_at=checked_at)
+                )
+
     def problem_post_times(
         self, problem_ids: Sequence[int], since: datetime
     ) -> dict[int, list[datetime]]:
@@ -977,7 +1109,57 @@ def _alert_row(alert: NewAlert, now: datetime) -> dict[str, Any]:
     }
 
 
+def _first_positions(items: Sequence[Item]) -> dict[str, int]:
+    """Return the position of each identity key's first item in a batch.
+
+    An item whose source and external id appeared earlier under another key
+    (a record naming another platform) is a repeat too, because the two
+    would otherwise conflict on insert.
+    """
+    positions: dict[str, int] = {}
+    pairs: set[tuple[str, str]] = set()
+    for index, item in enumerate(items):
+        key = rows.post_key(item)
+        pair = rows.source_key(item)
+        if key in positions or pair in pairs:
+            continue
+        positions[key] = index
+        pairs.add(pair)
+    return positions
+
+
 def _find_post_ids(
+    connection: Connection, known: Sequence[tuple[str, Item]]
+) -> dict[str, int]:
+    """Return the stored post of each identity key.
+
+    A post stored under another key, as by its own source before identity
+    keys were platform-scoped, is found by its source and external id.
+    NOTE: such a row keeps its source-scoped key, so another source that
+    reads the same post still stores a second row.
+    """
+    found = _find_by_identity(connection, [key for key, _ in known])
+    missing = [(key, rows.source_key(item)) for key, item in known if key not in found]
+    if missing:
+        by_pair = _find_by_source_id(connection, [pair for _, pair in missing])
+        for key, pair in missing:
+            if pair in by_pair:
+                found[key] = by_pair[pair]
+    return found
+
+
+def _find_by_identity(connection: Connection, keys: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(keys, LOOKUP_CHUNK):
+        statement = select(posts.c.id, posts.c.identity_key).where(
+            posts.c.identity_key.in_(chunk)
+        )
+        for row in connection.execute(statement):
+            found[row.identity_key] = row.id
+    return found
+
+
+def _find_by_source_id(
     connection: Connection, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
     by_source: dict[str, list[str]] = defaultdict(list)
@@ -1012,6 +1194,38 @@ def _latest_engagement(
         for row in connection.execute(statement):
             latest[row.post_id] = (row.likes, row.reposts, row.comments)
     return latest
+
+
+def _latest_levels(connection: Connection, recent: tuple) -> dict[int, str]:
+    """Return the level of the latest grading of recent posts graded above normal."""
+    column = gradings.c
+    latest = (
+        select(func.max(column.id))
+        .join(posts, posts.c.id == column.post_id)
+        .where(*recent)
+        .group_by(column.post_id)
+    )
+    statement = select(column.post_id, column.level).where(
+        column.id.in_(latest), column.level.in_(("medium", "critical"))
+    )
+    return {row.post_id: row.level for row in connection.execute(statement)}
+
+
+def _cut_short(connection: Connection, recent: tuple) -> list[int]:
+    """Return recent posts cut short whose full text was never looked up."""
+    column = classifications.c
+    latest = (
+        select(func.max(column.id))
+        .join(posts, posts.c.id == column.post_id)
+        .where(*recent, posts.c.text_checked_at.is_(None))
+        .group_by(column.post_id)
+    )
+    statement = select(column.post_id).where(column.id.in_(latest), column.truncated)
+    return list(connection.execute(statement).scalars())
+
+
+def _newest(post: KnownPost) -> float:
+    return -post.created_at.timestamp() if post.created_at else 0.0
 
 
 def _latest_classification_ids(

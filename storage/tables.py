@@ -96,8 +96,12 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 class Post(Base):
-    """One collected post, identified by ``(source, external_id)``.
+    """One collected post, stored once under its ``identity_key``.
 
+    The key is ``native:<platform>:<id>`` for a platform's own post id, shared
+    by every source that reads the post, and ``source:<source>:<external_id>``
+    otherwise (see :func:`storage.rows.post_key`). ``source`` is the source
+    that stored the post first, and ``(source, external_id)`` stays unique.
     Columns filled from source data are TEXT, so that no hostile value can be
     too long for PostgreSQL while SQLite, which ignores lengths, accepts it.
     ``source`` comes from the config and ``external_id`` is checked on insert.
@@ -106,10 +110,13 @@ class Post(Base):
     __tablename__ = "posts"
     __table_args__ = (
         UniqueConstraint("source", "external_id"),
+        Index(None, "identity_key", unique=True),
         Index(None, "created_at"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
+    # "source:", a source of 64 characters, ":" and an external id of 512 fit.
+    identity_key: Mapped[str] = mapped_column(String(600))
     source: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str] = mapped_column(String(512))
     platform: Mapped[str] = mapped_column(Text)
@@ -135,6 +142,9 @@ class Post(Base):
     # with the snapshot and cleared with the regrading, so that a crash in
     # between leaves the work for the next start.
     regrade_pending: Mapped[bool] = mapped_column(server_default=FALSE)
+    # When the full text of a post that its source showed cut short was looked
+    # up, whether or not it was found, so that it is looked up once.
+    text_checked_at: Mapped[datetime | None]
 
 
 class EngagementSnapshot(Base):

@@ -328,6 +328,12 @@ def test_hostile_csv_keeps_good_rows(tmp_path, database_url, caplog):
     assert any("hostile.csv:6" in m for m in rejected)
 
 
+def reddit_source(**options) -> dict:
+    """A reddit source entry with the given ``reddit`` options."""
+    reddit = {"subreddits": ["qicheng"], **options}
+    return {"name": "reddit", "kind": "reddit", "reddit": reddit}
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -421,6 +427,16 @@ def test_hostile_csv_keeps_good_rows(tmp_path, database_url, caplog):
                 recipients=["公关@例子.cn"]
             ),
             "alerts.departments.pr.recipients: invalid email address",
+        ),
+        (
+            lambda d: d["sources"].append(reddit_source(limit=0)),
+            "sources[1].reddit.limit: expected 1 or more posts per listing and run; "
+            "got 0",
+        ),
+        (
+            lambda d: d["sources"].append(reddit_source(more_comments=-1)),
+            "sources[1].reddit.more_comments: expected 0 or more stubs per "
+            "submission (0 skips them); got -1",
         ),
     ],
 )

@@ -221,6 +221,24 @@ class FakeReddit:
             return True
 
 
+def after_pages(path: str, pages: int) -> Predicate:
+    """Return a throttle predicate that matches the listing ``path`` after ``pages``.
+
+    With ``Throttle(count, after_pages(path, pages))`` the fake serves the
+    first ``pages`` pages of that listing and then responds with 429.
+    """
+    served = 0
+
+    def later_page(method: str, request_path: str, params: dict[str, str]) -> bool:
+        nonlocal served
+        if method != "GET" or request_path != path:
+            return False
+        served += 1
+        return served > pages
+
+    return later_page
+
+
 def _matches(thing: dict[str, Any], query: str) -> bool:
     text = f"{thing['title']}\n{thing['selftext']}".lower()
     return query.lower() in text

@@ -3,11 +3,13 @@
 Each path responds with a list of replies, given in order, the last one
 repeating, or with a function of the request. The server records every
 request it gets, with its arrival time, so that tests can check headers,
-query parameters and the spacing of requests.
+query parameters and the spacing of requests. :class:`SilentServer` accepts
+connections and never responds at all.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -113,6 +115,55 @@ class LoopbackServer:
     def _record(self, request: Request) -> None:
         with self._lock:
             self.requests.append(request)
+
+
+class SilentServer:
+    """A TCP listener on 127.0.0.1 that accepts connections and never responds.
+
+    Clients connect and send their request, then wait for a status line that
+    never comes, as with a hung upstream behind a proxy. ``accepted`` counts
+    the connections taken. Every connection is closed at stop().
+    """
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self._connections: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._accept_forever, name="loopback-silent", daemon=True
+        )
+
+    def start(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        for connection in self._connections:
+            connection.close()
+        self._listener.close()
+
+    def __enter__(self) -> SilentServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def url(self, path: str = "") -> str:
+        host, port = self._listener.getsockname()[:2]
+        return f"http://{host}:{port}{path}"
+
+    def _accept_forever(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self._connections.append(connection)
+            self.accepted += 1
 
 
 def fixture(name: str) -> bytes:

@@ -26,13 +26,14 @@ from items import (
     NormalizedText,
     Relevance,
 )
-from storage import NewAlert, Store, alembic_config
-from storage.engine import downgrade
+from storage import NewAlert, Store, alembic_config, create_store_engine, rows
+from storage.engine import downgrade, upgrade
 from storage.tables import (
     alert_deliveries,
     classifications,
     engagement_snapshots,
     metadata,
+    posts,
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -812,3 +813,186 @@ def test_assessments_and_alerts_commit_together(store: Store) -> None:
 
     assert store.unassessed_posts() != []
     assert store.pending_alerts() == []
+
+
+# One row per platform and native post id
+
+
+def test_native_post_stored_once_across_sources(store: Store) -> None:
+    [post_id] = store.add_items(
+        [make_item("weibo:5101", source="feed-user", native=True, likes=3)]
+    )
+    later = T0 + timedelta(minutes=20)
+    again = make_item(
+        "weibo:5101", source="feed-keyword", native=True, likes=8, collected_at=later
+    )
+
+    stored = store.add_batch([again])
+
+    assert stored.ids == [None]
+    assert stored.refreshed == [post_id]
+    assert store.count_posts() == 1
+    record = store.get_post(post_id)
+    assert record.item.source == "feed-user"
+    assert record.item.native
+    assert record.last_seen_at == later
+    assert record.item.engagement.likes == 8
+    assert count_rows(store, engagement_snapshots, post_id=post_id) == 2
+
+
+def test_second_source_same_counts_no_snapshot(store: Store) -> None:
+    [post_id] = store.add_items(
+        [make_item("weibo:5101", source="feed-user", native=True, likes=3)]
+    )
+
+    stored = store.add_batch(
+        [make_item("weibo:5101", source="feed-keyword", native=True, likes=3)]
+    )
+
+    assert stored.ids == [None]
+    assert stored.refreshed == []
+    assert count_rows(store, engagement_snapshots, post_id=post_id) == 1
+
+
+@pytest.mark.parametrize("platform", ["weibo", "Weibo"])
+def test_feed_link_id_matches_bare_mid(store: Store, platform: str) -> None:
+    [post_id] = store.add_items([make_item("weibo:5101", source="feed", native=True)])
+
+    stored = store.add_batch(
+        [make_item("5101", source="api", platform=platform, native=True, likes=4)]
+    )
+
+    assert stored.ids == [None]
+    assert stored.refreshed == [post_id]
+    assert store.count_posts() == 1
+
+
+@pytest.mark.parametrize(
+    ("platform", "native"), [("weibo", False), ("unknown", True), ("微博", True)]
+)
+def test_non_native_post_kept_per_source(
+    store: Store, platform: str, native: bool
+) -> None:
+    items = [
+        make_item("weibo:5101", source=source, platform=platform, native=native)
+        for source in ("replay-a", "replay-b")
+    ]
+
+    ids = store.add_items(items)
+
+    assert None not in ids
+    assert store.count_posts() == 2
+    assert store.add_items(items) == [None, None]
+
+
+def test_batch_repeating_native_post_stores_first(store: Store) -> None:
+    items = [
+        make_item("weibo:5101", source="feed", native=True, likes=1),
+        make_item("5101", source="api", native=True, likes=9),
+    ]
+
+    ids = store.add_items(items)
+
+    assert ids[0] is not None
+    assert ids[1] is None
+    assert store.count_posts() == 1
+    assert store.get_post(ids[0]).item.engagement.likes == 1
+    assert count_rows(store, engagement_snapshots) == 1
+
+
+def test_batch_repeating_id_on_two_platforms(store: Store) -> None:
+    items = [
+        make_item("5101", source="api", platform="weibo", native=True),
+        make_item("5101", source="api", platform="douyin", native=True, likes=9),
+    ]
+
+    ids = store.add_items(items)
+
+    assert ids[0] is not None
+    assert ids[1] is None
+    assert store.count_posts() == 1
+
+
+def identity_keys(store: Store) -> dict[int, str]:
+    statement = select(posts.c.id, posts.c.identity_key)
+    with store.engine.connect() as connection:
+        return dict(connection.execute(statement).all())
+
+
+def fill_0007_database(url: str, items: list[Item]) -> list[int]:
+    """Store posts with their snapshots in a database at revision 0007."""
+    engine = create_store_engine(url)
+    try:
+        upgrade(engine, "0007")
+        post_ids = []
+        with engine.begin() as connection:
+            for item in items:
+                row = rows.post_row(item, "")
+                del row["identity_key"]
+                result = connection.execute(posts.insert().values(row))
+                post_id = result.inserted_primary_key[0]
+                snapshot = rows.snapshot_row(post_id, item)
+                connection.execute(engagement_snapshots.insert().values(snapshot))
+                post_ids.append(post_id)
+    finally:
+        engine.dispose()
+    return post_ids
+
+
+def test_upgrade_from_0007_keys_existing_posts(database_url: str) -> None:
+    old = [
+        make_item("weibo:5101", source="feed-user"),
+        make_item("weibo:5101", source="feed-keyword"),
+        make_item("t3_abc", source="reddit", platform="reddit"),
+        make_item("demo-1", source="replay"),
+        make_item("5102", source="api"),
+        make_item("unknown:7", source="forum", platform="unknown"),
+    ]
+    post_ids = fill_0007_database(database_url, old)
+
+    with Store(database_url) as store:
+        store.migrate()
+
+        assert identity_keys(store) == dict(
+            zip(
+                post_ids,
+                [
+                    "native:weibo:5101",
+                    "source:feed-keyword:weibo:5101",
+                    "native:reddit:t3_abc",
+                    "source:replay:demo-1",
+                    "source:api:5102",
+                    "source:forum:unknown:7",
+                ],
+                strict=True,
+            )
+        )
+        with store.engine.connect() as connection:
+            context = MigrationContext.configure(connection)
+            assert compare_metadata(context, metadata) == []
+
+        again = [
+            make_item("weibo:5101", source="feed-other", native=True),
+            make_item("t3_abc", source="reddit", platform="reddit", native=True),
+            make_item("demo-1", source="replay"),
+            make_item("5102", source="api", native=True, likes=6),
+        ]
+        stored = store.add_batch(again)
+        assert stored.ids == [None, None, None, None]
+        assert stored.refreshed == [post_ids[4]]
+        assert store.count_posts() == len(old)
+
+
+def test_downgrade_to_0007_keeps_posts(store: Store) -> None:
+    [post_id] = store.add_items([make_item("weibo:5101", source="feed", native=True)])
+
+    downgrade(store.engine, "0007")
+
+    with store.engine.connect() as connection:
+        columns = {
+            column["name"] for column in inspect(connection).get_columns("posts")
+        }
+    assert "identity_key" not in columns
+    assert store.count_posts() == 1
+    store.migrate()
+    assert identity_keys(store) == {post_id: "native:weibo:5101"}
