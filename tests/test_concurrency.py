@@ -13,6 +13,7 @@ from model_cache import shipped_model_path
 
 import pipeline
 from items import Signal
+from job import SourceSummary
 from storage import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +78,7 @@ def test_parallel_sources_and_a_second_writer_store_everything(
         job = pipeline.Job(config, store)
         writer = threading.Thread(target=other_writer)
         writer.start()
-        summaries: dict[str, pipeline.SourceSummary] = {}
+        summaries: dict[str, SourceSummary] = {}
         threads = [
             threading.Thread(
                 target=lambda s=s: summaries.__setitem__(s.name, job.run_source(s))

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 import pipeline
 from config import Config
 from items import Author, Engagement, Item
+from job import SourceSummary
 from storage import Store
 from storage.tables import gradings
 
@@ -44,9 +45,9 @@ def job(tmp_path, database_url):
         yield pipeline.Job(config, store)
 
 
-def collect(job: pipeline.Job, items: list[Item]) -> pipeline.SourceSummary:
+def collect(job: pipeline.Job, items: list[Item]) -> SourceSummary:
     """Store items as a collector's batch and run them through the job."""
-    summary = pipeline.SourceSummary("posts")
+    summary = SourceSummary("posts")
     stored = job.store.add_batch(items)
     new = [(i, item) for i, item in zip(stored.ids, items, strict=True) if i]
     job.process(new, summary)

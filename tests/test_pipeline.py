@@ -884,7 +884,7 @@ def test_failed_save_rebuilds_grouper(tmp_path, database_url, caplog):
         reject_problem_post(store, post_id=2)
         job = pipeline.Job(config, store)
 
-        with caplog.at_level(logging.ERROR, logger="pipeline"):
+        with caplog.at_level(logging.ERROR, logger="job"):
             summary = job.run_source(config.sources[0])
 
         assert summary.unanalysed == 1

@@ -22,6 +22,8 @@ from sqlalchemy import update
 
 import config as config_module
 import pipeline
+from collectors import build_collector
+from service import build_scheduler
 from storage import LockHeld, Store
 from storage.tables import source_runs
 
@@ -66,7 +68,7 @@ def test_scheduler_registers_each_source(tmp_path):
     config = config_module.load(config_path)
     with Store(config.database_url) as store:
         store.migrate()
-        scheduler = pipeline.build_scheduler(pipeline.Job(config, store), config)
+        scheduler = build_scheduler(pipeline.Job(config, store), config)
 
         jobs = {job.id: job for job in scheduler.get_jobs()}
 
@@ -94,7 +96,7 @@ def source_job(tmp_path: Path, schedule: dict, **settings) -> SchedulerJob:
     config = config_module.load(path)
     with Store(config.database_url) as store:
         store.migrate()
-        scheduler = pipeline.build_scheduler(pipeline.Job(config, store), config)
+        scheduler = build_scheduler(pipeline.Job(config, store), config)
         return scheduler.get_job("source:s")
 
 
@@ -215,7 +217,7 @@ def test_restart_runs_interval_source_once(tmp_path):
         store.migrate()
         job = pipeline.Job(config, store)
         started = datetime.now(UTC)
-        scheduler = pipeline.build_scheduler(job, config)
+        scheduler = build_scheduler(job, config)
         scheduler.start()
         try:
             wait_until(lambda: settled_runs(store) >= 1)
@@ -239,7 +241,7 @@ def test_stalled_scheduler_coalesces_missed_runs(
     config = service_config(tmp_path, {"interval_minutes": minutes})
     with Store(config.database_url) as store:
         store.migrate()
-        scheduler = pipeline.build_scheduler(pipeline.Job(config, store), config)
+        scheduler = build_scheduler(pipeline.Job(config, store), config)
         scheduler.start(paused=True)
         # As if the process had been suspended since a run time this long ago.
         job = scheduler.modify_job(
@@ -277,7 +279,7 @@ def test_restart_runs_cron_missed_in_downtime(tmp_path):
                 .where(source_runs.c.id == run_id)
                 .values(started_at=yesterday, finished_at=yesterday)
             )
-        scheduler = pipeline.build_scheduler(pipeline.Job(config, store), config)
+        scheduler = build_scheduler(pipeline.Job(config, store), config)
         job = scheduler.get_job("source:s")
 
     assert job.next_run_time <= datetime.now(UTC)
@@ -366,7 +368,7 @@ def test_crash_before_analysis_is_repaired(tmp_path):
     config = config_module.load(config_path)
     with Store(config.database_url) as store:
         store.migrate()
-        collector = pipeline.build_collector(config.sources[0], config)
+        collector = build_collector(config.sources[0], config)
         batch = next(collector.collect(None))
         # As if the process died right after storing the batch and its cursor.
         store.add_items(batch.items, cursor=("s", batch.cursor))

@@ -26,6 +26,7 @@ from collectors import build_rereader
 from collectors.feed import weibo_bid_to_mid
 from config import Brand, Config, RedditOptions, Source
 from items import KnownPost
+from service import build_scheduler
 from storage import Store
 from storage.tables import classifications, engagement_snapshots, posts
 
@@ -293,7 +294,7 @@ def test_refresh_scheduled_on_its_own_interval(tmp_path, database_url, server, w
     config = refresh_config(tmp_path, database_url, server)
     with Store(database_url) as store:
         store.migrate()
-        scheduler = pipeline.build_scheduler(pipeline.Job(config, store), config)
+        scheduler = build_scheduler(pipeline.Job(config, store), config)
         job = scheduler.get_job("refresh")
         first = job.next_run_time
         later = job.trigger.get_next_fire_time(first, first)

@@ -21,6 +21,7 @@ from loopback import Reply, SilentServer, feed_reply, fixture
 from model_cache import shipped_model_path
 
 import pipeline
+from service import build_scheduler
 from storage import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +120,7 @@ def test_overlapping_run_is_recorded_as_skipped(tmp_path, database_url, server):
     with Store(database_url) as store:
         store.migrate()
         job = pipeline.Job(config, store)
-        scheduler = pipeline.build_scheduler(job, config)
+        scheduler = build_scheduler(job, config)
         scheduler.start()
         try:
             time.sleep(1.5)
@@ -265,7 +266,7 @@ def test_hung_source_leaves_others_running(tmp_path, server, silent):
     )
     with Store(database_url) as store:
         store.migrate()
-        scheduler = pipeline.build_scheduler(pipeline.Job(config, store), config)
+        scheduler = build_scheduler(pipeline.Job(config, store), config)
         scheduler.start()
         try:
             wait_until(lambda: finished(store, "quick"))

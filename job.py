@@ -1,0 +1,739 @@
+"""The job: one source's run through the whole pipeline, and the refresh of
+known posts.
+
+:class:`Job` collects a source from its cursor, stores the posts, analyses,
+grades and groups the new ones, raises their early warnings and alerts, and
+saves each batch with its results in one transaction. It also reads known
+posts again (the engagement refresh), finishes what a crash left, watches
+for bursts and records each source's health.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from alerts import rules
+from alerts.health import health_notice
+from alerts.mail import compose
+from alerts.outbox import EmlTransport, SmtpTransport, Transport, deliver_pending
+from collectors import (
+    Collector,
+    CollectorError,
+    DeadlineExceeded,
+    Rereader,
+    build_collector,
+    build_rereader,
+)
+from config import Config, Source
+from items import (
+    Assessment,
+    Item,
+    KnownPost,
+    Reread,
+    Signal,
+)
+from nlp import Analyzer
+from nlp.segment import Segmenter
+from signals.problems import STATE_VERSION, Assignment, Problem, ProblemGrouper
+from signals.watch import Watch
+from storage import LockHeld, NewAlert, Saved, Store
+from storage.rows import GroupingChanges, PostAssignment
+
+logger = logging.getLogger(__name__)
+
+
+PROGRESS_LOG_SECONDS = 10.0
+
+
+# Problems with a post this recent are watched for bursts after each run.
+BURST_ACTIVE_WINDOW = timedelta(days=1)
+
+
+@dataclass
+class SourceSummary:
+    """Counts and outcome of one pass over one source."""
+
+    source: str
+    status: str = "ok"
+    fetched: int = 0
+    new: int = 0
+    duplicates: int = 0
+    bad: int = 0
+    alerts: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    unanalysed: int = 0
+    kinds: Counter = field(default_factory=Counter)
+    levels: Counter = field(default_factory=Counter)
+    # Ids of the problems that posts started, and of every problem that got posts.
+    new_problems: set[int] = field(default_factory=set)
+    changed_problems: set[int] = field(default_factory=set)
+    # The collector stopped early (rate limit, deadline): what it stored is
+    # kept and the next run resumes from its cursor.
+    partial: bool = False
+    refreshed: int = 0
+    regraded: int = 0
+    signals: Counter = field(default_factory=Counter)
+
+
+class Job:
+    """Runs sources through the whole pipeline against one store.
+
+    The job groups posts into problems with one :class:`ProblemGrouper`,
+    loaded from the store at start. Sources that run in parallel threads
+    share it under a lock, held from grouping a batch until its save commits.
+    """
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.analyzer = make_analyzer(config)
+        self.transport = make_transport(config)
+        self.stop = threading.Event()
+        self._delivering = threading.Lock()
+        self.delivery_errors = 0
+        self.recovery: SourceSummary | None = None
+        self.segmenter = Segmenter.for_brand(config.brand)
+        self._grouping = threading.Lock()
+        self._grouper: ProblemGrouper | None = self._load_grouper()
+        self.watch = Watch(config.early_warning, self.analyzer, store, config.timezone)
+
+    def run_source(
+        self, source: Source, *, show_progress: bool = False
+    ) -> SourceSummary:
+        """Collect one source from its cursor to the end, storing as it goes."""
+        summary = SourceSummary(source.name)
+        started = time.monotonic()
+        run_id = self.store.start_run(source.name)
+        logger.info("source started source=%s", source.name)
+        try:
+            self._collect(source, summary, show_progress)
+        except CollectorError as exc:
+            partial = summary.partial or isinstance(exc, DeadlineExceeded)
+            summary.status = "partial" if partial else "failed"
+            summary.error = str(exc)
+            logger.error(
+                "source failed source=%s status=%s error=%s",
+                source.name,
+                summary.status,
+                exc,
+            )
+        except Exception as exc:
+            summary.status, summary.error = "failed", f"{type(exc).__name__}: {exc}"
+            logger.exception("source crashed source=%s", source.name)
+
+        self._complete_cut(source)
+        self._watch_bursts(summary)
+        self._settle_status(summary)
+        summary.seconds = time.monotonic() - started
+        self._finish_run(run_id, summary)
+        self._check_health(source.name)
+        return summary
+
+    def _complete_cut(self, source: Source) -> None:
+        """Look up at once the full text of the source's posts stored cut short.
+
+        Those the lookup misses wait for the engagement refresh.
+        """
+        if source.detail is None or self.stop.is_set():
+            return
+        try:
+            reader = build_rereader(source, self.config)
+            settings = self.config.refresh
+            since = datetime.now(UTC) - timedelta(hours=settings.max_age_hours)
+            cut = self.store.refresh_candidates(
+                since, [source.name], settings.max_posts, cut_only=True
+            )
+            if cut and reader is not None:
+                self._reread(source.name, reader, cut, SourceSummary(source.name))
+        except Exception:
+            logger.exception("full text lookup failed source=%s", source.name)
+
+    def _check_health(self, source: str) -> None:
+        """Store the notice to operations that the source's latest run calls for."""
+        try:
+            runs = self.store.recent_runs(
+                source, self.config.health.stale_after_failures + 1
+            )
+            notice = health_notice(self.config, source, runs, datetime.now(UTC))
+            if notice is not None and self.store.add_alerts([notice])[0] is not None:
+                logger.warning(
+                    "source health notice stored source=%s notice=%s",
+                    source,
+                    notice.dedup_key,
+                )
+        except Exception:
+            logger.exception("source health check failed source=%s", source)
+
+    def _settle_status(self, summary: SourceSummary) -> None:
+        if summary.unanalysed and summary.status == "ok":
+            summary.status = "failed"
+            summary.error = (
+                f"{summary.unanalysed} posts could not be analysed (see the log); "
+                "they are retried at the next start"
+            )
+        if (self.stop.is_set() or summary.partial) and summary.status == "ok":
+            summary.status = "partial"
+
+    def _finish_run(self, run_id: int, summary: SourceSummary) -> None:
+        self.store.finish_run(
+            run_id,
+            status=summary.status,
+            fetched=summary.fetched,
+            new=summary.new,
+            duplicates=summary.duplicates,
+            bad=summary.bad,
+            error=summary.error,
+        )
+
+        logger.info(
+            "source finished source=%s status=%s fetched=%s new=%s duplicates=%s bad=%s "
+            "alerts=%s seconds=%.1f",
+            summary.source,
+            summary.status,
+            summary.fetched,
+            summary.new,
+            summary.duplicates,
+            summary.bad,
+            summary.alerts,
+            summary.seconds,
+        )
+
+    def _collect(
+        self, source: Source, summary: SourceSummary, show_progress: bool
+    ) -> None:
+        collector = build_collector(source, self.config)
+        try:
+            self._read_batches(source, collector, summary, show_progress)
+        finally:
+            summary.partial = bool(getattr(collector, "partial", False))
+
+    def _read_batches(
+        self,
+        source: Source,
+        collector: Collector,
+        summary: SourceSummary,
+        show_progress: bool,
+    ) -> None:
+        cursor = self.store.get_cursor(source.name)
+        with _Progress(
+            source.name, collector.estimate_total(cursor), show_progress
+        ) as progress:
+            for batch in collector.collect(cursor):
+                stored = self.store.add_batch(
+                    batch.items, cursor=(source.name, batch.cursor)
+                )
+                ids = stored.ids
+                new = [
+                    (i, item)
+                    for i, item in zip(ids, batch.items, strict=True)
+                    if i is not None
+                ]
+                for post_id, item in zip(ids, batch.items, strict=True):
+                    if post_id is None:
+                        logger.debug(
+                            "post already stored source=%s id=%s location=%s",
+                            source.name,
+                            item.external_id,
+                            item.location,
+                        )
+                summary.fetched += len(batch.items)
+                summary.bad += len(batch.rejected)
+                summary.new += len(new)
+                summary.duplicates += len(batch.items) - len(new)
+                self.process(new, summary)
+                self.refresh(stored.refreshed, summary)
+                progress.advance(len(batch.items) + len(batch.rejected))
+                if self.stop.is_set():
+                    logger.info("source stopping after batch source=%s", source.name)
+                    return
+
+    def process(self, posts: list[tuple[int, Item]], summary: SourceSummary) -> None:
+        """Analyse stored posts, then save the results and their alerts together.
+
+        When the batch fails, each post is retried alone, so that one post
+        that breaks the analysis is logged and left for the next start while
+        the others go on.
+        """
+        if not posts:
+            return
+        try:
+            self._process_batch(posts, summary)
+        except Exception:
+            if len(posts) == 1:
+                raise
+            for post in posts:
+                try:
+                    self._process_batch([post], summary)
+                except Exception:
+                    summary.unanalysed += 1
+                    logger.exception(
+                        "post analysis failed, retried at next start source=%s post=%s",
+                        post[1].source,
+                        post[0],
+                    )
+
+    def _process_batch(
+        self, posts: list[tuple[int, Item]], summary: SourceSummary
+    ) -> None:
+        post_ids = [post_id for post_id, _ in posts]
+        assessments = self.analyzer.analyse([item for _, item in posts])
+        with self._grouping:
+            try:
+                grouping, problems = self._group(posts, assessments)
+                assessments, signals = self.watch.assess(posts, assessments, problems)
+                alerts = self._compose_alerts(posts, assessments)
+                saved = self.store.save_batch(
+                    post_ids, assessments, alerts, grouping, signals
+                )
+            except BaseException:
+                # The grouper now contains posts that the database does not,
+                # so it is rebuilt from the store before its next use.
+                self._grouper = None
+                raise
+
+        for assessment in assessments:
+            summary.kinds[assessment.classification.kind] += 1
+            if assessment.grading is not None:
+                summary.levels[assessment.grading.level] += 1
+        self._count_saved(saved, signals, summary)
+        for assignment in grouping.assignments:
+            summary.changed_problems.add(assignment.problem_id)
+            if assignment.matched_by == "new":
+                summary.new_problems.add(assignment.problem_id)
+
+    def refresh(self, post_ids: list[int], summary: SourceSummary) -> None:
+        """Grade known posts again after their engagement changed.
+
+        A post whose grading moves gets a new grading row (and an alert when
+        its level now calls for one), and new signals are stored. A failure
+        is logged and leaves the posts pending, and the next start grades
+        them again (see :meth:`recover`).
+        """
+        if not post_ids:
+            return
+        summary.refreshed += len(post_ids)
+        try:
+            with self._grouping:
+                regradings = self.watch.regrade(post_ids, self._current_grouper())
+            changed = [r for r in regradings if r.changed]
+            alerts = self._compose_alerts(
+                [(r.post_id, r.item) for r in changed], [r.assessment for r in changed]
+            )
+            signals = [warning for r in regradings for warning in r.signals]
+            saved = self.store.save_regradings(
+                [(r.post_id, r.assessment.grading) for r in changed],
+                alerts,
+                signals,
+                done=post_ids,
+            )
+        except Exception:
+            logger.exception(
+                "regrading failed source=%s posts=%s", summary.source, len(post_ids)
+            )
+            return
+        summary.regraded += len(changed)
+        self._count_saved(saved, signals, summary)
+
+    def refresh_engagement(self) -> SourceSummary:
+        """Read again the recent posts worth watching, from every source that can.
+
+        Stores their counts now, grades again those whose counts changed, and
+        puts the full text of posts a listing cut short in place, analysing
+        them again. A source that fails is logged and the others go on; its
+        posts are read at the next refresh.
+        """
+        summary = SourceSummary("refresh")
+        started = time.monotonic()
+        settings = self.config.refresh
+        readers = {
+            source.name: reader
+            for source in self.config.sources
+            if source.enabled and (reader := build_rereader(source, self.config))
+        }
+        since = datetime.now(UTC) - timedelta(hours=settings.max_age_hours)
+        candidates = self.store.refresh_candidates(
+            since, list(readers), settings.max_posts
+        )
+        by_source: dict[str, list[KnownPost]] = {}
+        for post in candidates:
+            by_source.setdefault(post.source, []).append(post)
+        for name, posts in by_source.items():
+            if self.stop.is_set():
+                break
+            self._reread(name, readers[name], posts, summary)
+        summary.seconds = time.monotonic() - started
+        logger.info(
+            "engagement refresh finished candidates=%s read=%s changed=%s "
+            "regraded=%s expanded=%s seconds=%.1f",
+            len(candidates),
+            summary.fetched,
+            summary.refreshed,
+            summary.regraded,
+            summary.new,
+            summary.seconds,
+        )
+        return summary
+
+    def _reread(
+        self,
+        source: str,
+        reader: Rereader,
+        posts: list[KnownPost],
+        summary: SourceSummary,
+    ) -> None:
+        rereads: list[Reread] = []
+        try:
+            rereads.extend(reader.reread(posts))
+        except CollectorError as exc:
+            summary.error = str(exc)
+            logger.warning(
+                "engagement refresh of source ended early source=%s read=%s error=%s",
+                source,
+                len(rereads),
+                exc,
+            )
+        except Exception:
+            logger.exception("engagement refresh of source crashed source=%s", source)
+        if not rereads:
+            return
+        seen_at = datetime.now(UTC)
+        summary.fetched += len(rereads)
+        changed = self.store.record_rereads(rereads, seen_at)
+        self._expand(rereads, seen_at, summary)
+        self.refresh(changed, summary)
+
+    def _expand(
+        self, rereads: list[Reread], seen_at: datetime, summary: SourceSummary
+    ) -> None:
+        """Put the full text of posts cut short in place and analyse them again."""
+        looked_up = [r.post.post_id for r in rereads if r.post.truncated]
+        for reread in rereads:
+            if reread.text is None or not reread.post.truncated:
+                continue
+            post_id = reread.post.post_id
+            self.store.replace_text(post_id, reread.text, seen_at)
+            record = self.store.get_post(post_id)
+            if record is not None:
+                summary.new += 1
+                self.process([(post_id, record.item)], summary)
+        self.store.mark_text_checked(looked_up, seen_at)
+
+    def _count_saved(
+        self, saved: Saved, signals: list[Signal], summary: SourceSummary
+    ) -> None:
+        summary.alerts += sum(1 for alert_id in saved.alert_ids if alert_id is not None)
+        for warning, signal_id in zip(signals, saved.signal_ids, strict=True):
+            if signal_id is not None:
+                summary.signals[warning.kind] += 1
+
+    def _watch_bursts(self, summary: SourceSummary) -> None:
+        """Store the bursts going on in problems with recent posts, and the brand's.
+
+        The hourly series end at the newest stored post, or now if that is
+        later than now (a clock ahead in a source). Every problem with a post
+        in the last day is watched, not only those this run touched, so that
+        a burst missed by a crashed run is found by the next.
+        """
+        try:
+            newest = self.store.newest_post_time()
+            if newest is None:
+                return
+            end = min(newest, datetime.now(UTC))
+            active = self.store.active_problems(since=end - BURST_ACTIVE_WINDOW)
+            with self._grouping:
+                grouper = self._current_grouper()
+                labels = {i: grouper.problem(i).label for i in active}
+            signals = self.watch.bursts(labels, end)
+            saved = self.store.add_signals(signals)
+        except Exception:
+            logger.exception("burst watch failed source=%s", summary.source)
+            return
+        for warning, signal_id in zip(signals, saved, strict=True):
+            if signal_id is not None:
+                summary.signals[warning.kind] += 1
+                logger.info(
+                    "burst signalled source=%s subject=%s problem=%s",
+                    summary.source,
+                    warning.subject,
+                    warning.problem_id,
+                )
+
+    def _current_grouper(self) -> ProblemGrouper:
+        """Return the grouper, loading it from the store after a failed save."""
+        if self._grouper is None:
+            self._grouper = self._load_grouper()
+        return self._grouper
+
+    def _group(
+        self, posts: list[tuple[int, Item]], assessments: list[Assessment]
+    ) -> tuple[GroupingChanges, dict[int, tuple[int, int]]]:
+        """Assign analysed posts to problems in post order, without saving them.
+
+        Also returns, for each assigned post, its problem and the number of
+        people who had reported that problem when the post joined it.
+        """
+        grouper = self._current_grouper()
+        assigned: list[tuple[int, Assignment]] = []
+        problems: dict[int, tuple[int, int]] = {}
+        # The people of each problem are read once per batch, then each post
+        # adds its own, so that a post counts only those who came before it.
+        reporters: dict[int, set[str]] = {}
+        for (post_id, item), assessment in zip(posts, assessments, strict=True):
+            assignment = grouper.assign(item, assessment)
+            if assignment is None:
+                continue
+            if assignment.matched_by == "known":
+                logger.debug("post already grouped post=%s", post_id)
+                continue
+            assigned.append((post_id, assignment))
+            problem_id = assignment.problem_id
+            people = reporters.get(problem_id)
+            if people is None:
+                since = self.watch.since(item)
+                people = reporters[problem_id] = grouper.recent_reporters(
+                    problem_id, since
+                )
+            else:
+                people.update(person for person, wrote in assignment.people if wrote)
+            problems[post_id] = (problem_id, len(people))
+
+        problem_ids = dict.fromkeys(a.problem_id for _, a in assigned)
+        incident_ids = dict.fromkeys(a.incident_id for _, a in assigned)
+        changes = GroupingChanges(
+            state_version=STATE_VERSION,
+            assignments=tuple(_post_assignment(i, a) for i, a in assigned),
+            problems=tuple(_problem_data(grouper.problem(i)) for i in problem_ids),
+            incidents=tuple(grouper.incident(i).to_dict() for i in incident_ids),
+        )
+        return changes, problems
+
+    def _load_grouper(self) -> ProblemGrouper:
+        """Build the grouper from the problems in the store, or an empty one."""
+        try:
+            state = self.store.load_problem_state()
+            if state is None:
+                return ProblemGrouper(self.segmenter)
+            return ProblemGrouper.from_state(state, self.segmenter)
+        except ValueError as exc:
+            raise click.ClickException(
+                f"cannot load the stored problems: {exc}"
+            ) from None
+
+    def recover(self) -> int:
+        """Finish what a crash left: analyse and group the posts stored but
+        never analysed, grade again the posts whose new engagement was stored
+        but not graded, and look for bursts.
+
+        The counts of the last recovery are kept in :attr:`recovery`.
+        """
+        summary = SourceSummary("recovery")
+        last_id = 0
+        while batch := self.store.unassessed_posts(limit=500, after=last_id):
+            last_id = batch[-1][0]
+            self.process(batch, summary)
+        last_id = 0
+        while pending := self.store.pending_regrades(limit=500, after=last_id):
+            last_id = pending[-1]
+            self.refresh(pending, summary)
+        self._watch_bursts(summary)
+        self.recovery = summary
+        recovered = sum(summary.kinds.values())
+        if recovered:
+            logger.warning("recovered unanalysed posts count=%s", recovered)
+        return recovered
+
+    def _compose_alerts(
+        self, posts: list[tuple[int, Item]], assessments: list[Assessment]
+    ) -> list[NewAlert]:
+        settings = self.config.alerts
+        now = datetime.now(UTC)
+        new_alerts = []
+        for (post_id, item), assessment in zip(posts, assessments, strict=True):
+            decision = rules.decide(item, assessment, settings)
+            if decision is None:
+                continue
+            composed = compose(
+                decision,
+                item,
+                assessment,
+                post_id=post_id,
+                sender=settings.sender,
+                review_url=settings.review_url,
+                timezone=self.config.timezone,
+                now=now,
+            )
+            new_alerts.append(
+                NewAlert(
+                    post_id=post_id,
+                    dedup_key=decision.dedup_key,
+                    level=decision.level,
+                    kind=decision.kind,
+                    subject=composed.subject,
+                    recipients=decision.recipients,
+                    message_id=composed.message_id,
+                    message=composed.message,
+                )
+            )
+        return new_alerts
+
+    def verify_lock(self) -> None:
+        """Check that this job still holds the database's job lock.
+
+        When it was lost and another job took it, log the error and stop the
+        service, because two jobs would send the same alerts twice.
+        """
+        held = self.store.held_lock
+        if held is None:
+            return
+        try:
+            held.verify()
+        except LockHeld as exc:
+            logger.error("job lock lost, stopping error=%s", exc)
+            self.stop.set()
+            raise
+
+    def deliver(self) -> tuple[int, int]:
+        """Deliver pending alerts; return how many were sent and how many failed.
+
+        Only one thread delivers at a time: a second caller returns at once,
+        because two would read the same pending alerts and send them twice.
+        Delivery stops early when the job is stopping; what is left stays
+        pending in the database for the next start.
+        """
+        if not self._delivering.acquire(blocking=False):
+            return 0, 0
+        sent = failed = 0
+        try:
+            while not self.stop.is_set():
+                report = deliver_pending(
+                    self.store, self.transport, stop=self.stop.is_set
+                )
+                sent, failed = sent + report.sent, failed + report.failed
+                if report.sent == 0 or report.failed:
+                    break
+        finally:
+            self._delivering.release()
+        if failed:
+            self.delivery_errors += failed
+        return sent, failed
+
+
+def _post_assignment(post_id: int, assignment: Assignment) -> PostAssignment:
+    return PostAssignment(
+        post_id=post_id,
+        problem_id=assignment.problem_id,
+        incident_id=assignment.incident_id,
+        report=assignment.report,
+        matched_by=assignment.matched_by,
+        posted_at=assignment.posted_at,
+        people=assignment.people,
+    )
+
+
+def _problem_data(problem: Problem) -> dict:
+    return {
+        **problem.to_dict(),
+        "label": problem.label,
+        "root_cause": problem.root_cause,
+    }
+
+
+def make_analyzer(config: Config) -> Analyzer:
+    """Build the nlp stage with the classifier that config.yaml names.
+
+    The trained classifier is loaded from ``model_path``, and trained first
+    when that file does not exist yet.
+    """
+    if config.classifier == "lexicon":
+        return Analyzer(config.brand, config.thresholds, config.strategy)
+
+    from nlp.model import ModelError
+    from nlp.training import TrainingError, load_or_train
+
+    try:
+        classifier = load_or_train(config.resolve(config.model_path), config.brand)
+    except (ModelError, TrainingError) as exc:
+        message = str(exc)
+        default_file = Path("config.yaml").resolve()
+        if config.config_path and Path(config.config_path).resolve() != default_file:
+            # The hint must train the model this config reads.
+            message = message.replace(
+                "python pipeline.py train",
+                f"python pipeline.py train --config {config.config_path}",
+            )
+        raise click.ClickException(message) from None
+    return Analyzer(config.brand, config.thresholds, config.strategy, classifier)
+
+
+def make_transport(config: Config) -> Transport:
+    """Send by SMTP when it is configured, otherwise write .eml files."""
+    if config.alerts.smtp is not None:
+        return SmtpTransport(config.alerts.smtp)
+    return EmlTransport(config.resolve(config.alerts.outbox))
+
+
+class _Progress:
+    """A progress bar on a terminal, periodic log lines elsewhere."""
+
+    def __init__(self, source: str, total: int | None, show_bar: bool) -> None:
+        self.source = source
+        self.total = total
+        self.done = 0
+        self.bar = None
+        self.last_log = time.monotonic()
+        if show_bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=source, unit="post", leave=False)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self.bar is not None:
+            self.bar.update(count)
+            return
+        now = time.monotonic()
+        if now - self.last_log >= PROGRESS_LOG_SECONDS:
+            self.last_log = now
+            logger.info(
+                "source progress source=%s records=%s total=%s",
+                self.source,
+                self.done,
+                self.total if self.total is not None else "unknown",
+            )
+
+
+def run_once(
+    config: Config, store: Store, *, show_progress: bool = False
+) -> tuple[list[SourceSummary], int]:
+    """Run every enabled source once, then deliver the alerts that are due.
+
+    Returns the summary of each source and the number of failed deliveries.
+    """
+    job = Job(config, store)
+    job.recover()
+    summaries = [
+        job.run_source(source, show_progress=show_progress)
+        for source in config.sources
+        if source.enabled
+    ]
+    if job.recovery is not None and job.recovery.kinds:
+        summaries.insert(0, job.recovery)
+    job.refresh_engagement()
+    job.deliver()
+    return summaries, job.delivery_errors
