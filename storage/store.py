@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -214,51 +215,16 @@ class Store:
     ) -> list[int]:
         """Record that known posts were seen again; return those whose counts changed."""
         post_ids = _find_post_ids(connection, known)
-        latest = _latest_engagement(connection, list(post_ids.values()))
-
-        seen: list[dict[str, Any]] = []
-        removed: list[dict[str, Any]] = []
-        snapshots: list[dict[str, Any]] = []
-        handled: set[int] = set()
+        sightings: dict[int, Sighting] = {}
         for key, item in known:
-            post_id = post_ids[key]
             # Two keys of one batch can lead to one row, the second through
             # its source and external id. The first item counts.
-            if post_id in handled:
-                continue
-            handled.add(post_id)
-            seen.append({"b_id": post_id, "b_seen": item.collected_at})
-            if item.removed:
-                removed.append({"b_id": post_id, "b_seen": item.collected_at})
-            if latest.get(post_id) != rows.engagement_counts(item.engagement):
-                snapshots.append(rows.snapshot_row(post_id, item))
-
-        # Replaying old records must not move last_seen_at back in time.
-        statement = (
-            update(posts)
-            .where(posts.c.id == bindparam("b_id"))
-            .where(posts.c.last_seen_at < bindparam("b_seen"))
-            .values(last_seen_at=bindparam("b_seen"))
-        )
-        connection.execute(statement, seen)
-        if snapshots:
-            pending = [row["post_id"] for row in snapshots]
-            connection.execute(
-                update(posts)
-                .where(posts.c.id.in_(pending))
-                .values(regrade_pending=True)
+            post_id = post_ids[key]
+            sightings.setdefault(
+                post_id,
+                Sighting(post_id, item.collected_at, item.engagement, item.removed),
             )
-        if removed:
-            # The text captured before the removal stays; only the time is noted.
-            statement = (
-                update(posts)
-                .where(posts.c.id == bindparam("b_id"), posts.c.removed_at.is_(None))
-                .values(removed_at=bindparam("b_seen"))
-            )
-            connection.execute(statement, removed)
-        if snapshots:
-            connection.execute(insert(engagement_snapshots), snapshots)
-        return [row["post_id"] for row in snapshots]
+        return _note_seen(connection, list(sightings.values()))
 
     def _set_cursor(self, connection: Connection, source: str, value: str) -> None:
         statement = self._insert(collector_cursors).values(
@@ -711,40 +677,11 @@ class Store:
         and ``removed_at`` when it was first seen removed. A reread that gave
         no counts stores none.
         """
-        counted = [r for r in rereads if r.engagement is not None]
-        post_ids = [r.post.post_id for r in rereads]
+        sightings = [
+            Sighting(r.post.post_id, seen_at, r.engagement, r.removed) for r in rereads
+        ]
         with self._write() as connection:
-            latest = _latest_engagement(connection, [r.post.post_id for r in counted])
-            snapshots = [
-                {"post_id": r.post.post_id, "taken_at": seen_at}
-                | dict(zip(("likes", "reposts", "comments"), counts, strict=True))
-                for r in counted
-                if (counts := rows.engagement_counts(r.engagement))
-                != latest.get(r.post.post_id)
-            ]
-            changed = [row["post_id"] for row in snapshots]
-            for chunk in _chunks(post_ids, LOOKUP_CHUNK):
-                connection.execute(
-                    update(posts)
-                    .where(posts.c.id.in_(chunk), posts.c.last_seen_at < seen_at)
-                    .values(last_seen_at=seen_at)
-                )
-            removed = [r.post.post_id for r in rereads if r.removed]
-            for chunk in _chunks(removed, LOOKUP_CHUNK):
-                connection.execute(
-                    update(posts)
-                    .where(posts.c.id.in_(chunk), posts.c.removed_at.is_(None))
-                    .values(removed_at=seen_at)
-                )
-            for chunk in _chunks(changed, LOOKUP_CHUNK):
-                connection.execute(
-                    update(posts)
-                    .where(posts.c.id.in_(chunk))
-                    .values(regrade_pending=True)
-                )
-            if snapshots:
-                connection.execute(insert(engagement_snapshots), snapshots)
-        return changed
+            return _note_seen(connection, sightings)
 
     def replace_text(self, post_id: int, text: str, checked_at: datetime) -> None:
         """Put a post's full text in place of the part a listing showed.
@@ -1175,6 +1112,59 @@ def _find_by_source_id(
             for row in connection.execute(statement):
                 found[(source, row.external_id)] = row.id
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A known post seen again at ``seen_at``, with its counts if the source gave them."""
+
+    post_id: int
+    seen_at: datetime
+    engagement: Engagement | None
+    removed: bool
+
+
+def _note_seen(connection: Connection, sightings: Sequence[Sighting]) -> list[int]:
+    """Record known posts seen again; return the ids of those whose counts changed.
+
+    Each post gets a later ``last_seen_at`` (replaying old records must not
+    move it back), ``removed_at`` when first seen removed (the text captured
+    before stays), and, when its counts changed, a snapshot and a pending
+    regrade, set together so that a crash leaves the regrade for the next start.
+    """
+    counted = [s for s in sightings if s.engagement is not None]
+    latest = _latest_engagement(connection, [s.post_id for s in counted])
+    snapshots = [
+        {"post_id": s.post_id, "taken_at": s.seen_at}
+        | dict(zip(("likes", "reposts", "comments"), counts, strict=True))
+        for s in counted
+        if (counts := rows.engagement_counts(s.engagement)) != latest.get(s.post_id)
+    ]
+    seen = [{"b_id": s.post_id, "b_seen": s.seen_at} for s in sightings]
+    connection.execute(
+        update(posts)
+        .where(
+            posts.c.id == bindparam("b_id"), posts.c.last_seen_at < bindparam("b_seen")
+        )
+        .values(last_seen_at=bindparam("b_seen")),
+        seen,
+    )
+    removed = [row for row, s in zip(seen, sightings, strict=True) if s.removed]
+    if removed:
+        connection.execute(
+            update(posts)
+            .where(posts.c.id == bindparam("b_id"), posts.c.removed_at.is_(None))
+            .values(removed_at=bindparam("b_seen")),
+            removed,
+        )
+    changed = [row["post_id"] for row in snapshots]
+    for chunk in _chunks(changed, LOOKUP_CHUNK):
+        connection.execute(
+            update(posts).where(posts.c.id.in_(chunk)).values(regrade_pending=True)
+        )
+    if snapshots:
+        connection.execute(insert(engagement_snapshots), snapshots)
+    return changed
 
 
 def _latest_engagement(
