@@ -254,6 +254,33 @@ class Smtp:
     timeout_seconds: float = 30.0
 
 
+ROBOT_KINDS = ("wecom", "dingtalk", "feishu")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Robot:
+    """A chat-group robot (企业微信, 钉钉 or 飞书) that receives alerts of ``levels``.
+
+    The webhook URL carries the robot's key, so it is a secret: it comes from
+    the environment variable named by ``url_env``, and the signing secret, if
+    the robot checks signatures, from ``secret_env``. 企业微信 group robots
+    have no signing.
+
+    NOTE: the job does not deliver alerts to robots yet; alerts go by mail
+    (alerts.outbox) only, and robots are read and checked at load.
+    """
+
+    name: str
+    kind: Literal["wecom", "dingtalk", "feishu"]
+    url_env: str
+    secret_env: str | None = None
+    levels: tuple[Literal["normal", "medium", "critical"], ...] = (
+        "medium",
+        "critical",
+    )
+
+
 @dataclass(frozen=True)
 class Alerts:
     outbox: str = "data/outbox"
@@ -266,6 +293,7 @@ class Alerts:
     departments: dict[str, Department] = field(default_factory=dict)
     routing: dict[str, Route] = field(default_factory=dict)
     smtp: Smtp | None = None
+    robots: tuple[Robot, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -659,6 +687,7 @@ def _check(config: Config, path: Path) -> None:
         for address in route.recipients:
             _check_address(address, f"alerts.routing.{level}.recipients", path)
     _check_address(alerts.sender, "alerts.sender", path)
+    _check_robots(alerts.robots, path)
     for level in alerts.alert_levels:
         if level not in alerts.routing:
             raise ConfigError(
@@ -673,6 +702,55 @@ def _check(config: Config, path: Path) -> None:
                 f"{path}: alerts.routing.{level}: no recipients; give it departments "
                 "with recipients or recipients of its own"
             )
+
+
+def _check_robots(robots: tuple[Robot, ...], path: Path) -> None:
+    seen: set[str] = set()
+    for i, robot in enumerate(robots):
+        key = f"alerts.robots[{i}]"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", robot.name):
+            raise ConfigError(
+                f"{path}: {key}.name: expected letters, digits, '_', '.' or '-' "
+                f"(at most 64); got {robot.name!r}"
+            )
+        if robot.name in seen:
+            raise ConfigError(
+                f"{path}: {key}.name: duplicate robot name {robot.name!r}; "
+                "give each robot its own name"
+            )
+        seen.add(robot.name)
+        _check_robot_env(robot, key, path)
+        if not robot.levels:
+            raise ConfigError(
+                f"{path}: {key}.levels: expected at least one of normal, medium, "
+                "critical; got an empty list"
+            )
+        if len(set(robot.levels)) != len(robot.levels):
+            raise ConfigError(
+                f"{path}: {key}.levels: duplicate level in {list(robot.levels)}; "
+                "list each level once"
+            )
+
+
+def _check_robot_env(robot: Robot, key: str, path: Path) -> None:
+    names = {"url_env": robot.url_env, "secret_env": robot.secret_env}
+    for option, name in names.items():
+        if name is not None and not _ENV_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{path}: {key}.{option}: invalid environment variable name "
+                f"{name!r}; expected letters, digits and '_', such as "
+                "FENGHUO_WECOM_URL"
+            )
+    if robot.secret_env is not None and robot.secret_env == robot.url_env:
+        raise ConfigError(
+            f"{path}: {key}.secret_env: {robot.secret_env!r} is also url_env; "
+            "the webhook URL and the signing secret need their own variables"
+        )
+    if robot.kind == "wecom" and robot.secret_env is not None:
+        raise ConfigError(
+            f"{path}: {key}.secret_env: 企业微信 group robots do not sign "
+            f"requests; remove secret_env (got {robot.secret_env!r})"
+        )
 
 
 SOURCE_SECTIONS = ("feed", "json", "reddit")

@@ -111,8 +111,9 @@ def _setup_logging(verbose: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if verbose < 2:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx logs each request's URL at INFO, and robot webhook URLs carry
+    # their keys, so its requests stay out of the log at every verbosity.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # jieba prints its dictionary loading at INFO through its own logger.
     logging.getLogger("jieba").setLevel(logging.WARNING)
 
