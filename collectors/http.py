@@ -29,6 +29,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import httpcore
 import httpx
 
 from collectors.base import CollectorError
@@ -103,6 +104,7 @@ class HttpClient:
             headers={"User-Agent": settings.user_agent},
             timeout=_timeout(settings, settings.read_timeout_seconds),
             follow_redirects=True,
+            transport=_deadline_transport(),
         )
 
     def start_run(self, source_name: str) -> HttpRun:
@@ -233,6 +235,15 @@ class HttpRun:
             self.client.settings,
             min(self.client.settings.read_timeout_seconds, remaining),
         )
+        _request_deadline.value = time.monotonic() + remaining
+        try:
+            return self._read(url, headers, timeout)
+        finally:
+            _request_deadline.value = None
+
+    def _read(
+        self, url: httpx.URL, headers: Mapping[str, str] | None, timeout: httpx.Timeout
+    ) -> Response:
         with self.client.stream(url, headers, timeout) as answer:
             body = bytearray()
             for chunk in answer.iter_bytes():
@@ -351,6 +362,89 @@ def shared_client(settings: Http) -> HttpClient:
             client = HttpClient(settings)
             _SHARED[key] = client
         return client
+
+
+# The run deadline of the request this thread is sending, as a time.monotonic()
+# reading, or None. httpx's timeouts bound each read alone, so a server that
+# sends its headers a byte at a time would otherwise outlast any deadline.
+_request_deadline = threading.local()
+
+
+def _time_left(timeout: float | None) -> float | None:
+    """Cut a socket operation's timeout to the time left before the deadline."""
+    deadline = getattr(_request_deadline, "value", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the run deadline passed during the request")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read and write ends by the request's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        stream = self._stream.start_tls(
+            ssl_context, server_hostname, _time_left(timeout)
+        )
+        return _DeadlineStream(stream)
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's socket backend, with connections bounded by the request's deadline."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self, host, port, timeout=None, local_address=None, socket_options=None
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(
+            host, port, _time_left(timeout), local_address, socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        stream = self._backend.connect_unix_socket(
+            path, _time_left(timeout), socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _deadline_transport() -> httpx.HTTPTransport:
+    """Return httpx's transport with its sockets bounded by the request's deadline.
+
+    NOTE: httpx 0.28 takes no network backend, so the transport's connection
+    pool (the private ``_pool``) is replaced by an equal one that has it.
+    """
+    transport = httpx.HTTPTransport()
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=100,
+        max_keepalive_connections=20,
+        keepalive_expiry=5.0,
+        network_backend=_DeadlineBackend(),
+    )
+    return transport
 
 
 def _timeout(settings: Http, read_seconds: float) -> httpx.Timeout:

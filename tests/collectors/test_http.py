@@ -307,3 +307,46 @@ def test_shared_client_per_settings():
 
     assert first is again
     assert first is not other
+
+
+class TrickleServer:
+    """Sends a response's status line and headers one byte every 0.1 s."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def url(self) -> str:
+        host, port = self.listener.getsockname()[:2]
+        return f"http://{host}:{port}/feed"
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            connection.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"a" * 500 + b"\r\n"
+            for byte in head:
+                if self.stop.wait(0.1):
+                    return
+                connection.sendall(bytes([byte]))
+
+    def __enter__(self) -> TrickleServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.listener.close()
+
+
+def test_trickled_headers_end_at_deadline():
+    settings = Http(run_deadline_seconds=1.0, read_timeout_seconds=5.0, retries=0)
+
+    started = time.monotonic()
+    with TrickleServer() as trickle, HttpClient(settings) as client:
+        with pytest.raises(DeadlineExceeded):
+            client.start_run("s").get(trickle.url())
+
+    assert time.monotonic() - started < 2.5
