@@ -163,6 +163,7 @@ class FeedCollector:
             _check_response(response)
             decoded = decode_document(response.content, response.charset)
             parsed = _parse(decoded.text, response)
+            _check_entries(parsed)
         except ValueError as exc:
             raise FeedError(f"source {self.name}: feed {url} failed: {exc}") from None
         if decoded.guessed:
@@ -221,6 +222,11 @@ class FeedCollector:
         platform = identity.platform if identity else self.source.platform
 
         body = _entry_body(entry)
+        if _has_replacement(entry):
+            raise RecordError(
+                "the entry contains replacement characters (U+FFFD), text that "
+                "the feed's server decoded with the wrong encoding"
+            )
         plain = plain_text(body)
         title = clean_title(_text(entry.get("title")), plain)
         text = clean_text(body).strip() or title or ""
@@ -361,13 +367,19 @@ def _codec(declared: str, where: str) -> str:
 def _decode_strictly(
     content: bytes, codec: str, declared_by: str, guessed: bool = False
 ) -> Decoded:
-    text = content.decode(codec, errors="replace")
-    if "\ufffd" in text:
+    """Decode, or raise ValueError for bytes that are not valid in ``codec``.
+
+    Replacement characters (U+FFFD) written in the document itself are the
+    server's own decoding error; :func:`_check_entries` deals with them.
+    """
+    try:
+        text = content.decode(codec)
+    except UnicodeDecodeError:
         raise ValueError(
             f"the text does not decode as {codec} (chosen by the {declared_by}): "
-            "it contains replacement characters (U+FFFD) and would be stored as "
-            "mojibake; check the feed's encoding"
-        )
+            "it would be stored as mojibake, with replacement characters (U+FFFD); "
+            "check the feed's encoding"
+        ) from None
     return Decoded(text, codec, guessed)
 
 
@@ -407,6 +419,7 @@ def _parse(text: str, response: Response) -> feedparser.FeedParserDict:
     """Parse decoded feed text; raise ValueError when it is not a feed."""
     # The text is handed over as UTF-8 bytes in a stream: given a string,
     # feedparser may treat it as a URL or a file name and open it.
+    text = _CHARACTER_REFERENCE.sub(_no_surrogate, text)
     utf8 = _XML_DECLARATION_TEXT.sub(r'\1"utf-8"', text, count=1).encode("utf-8")
     parsed = feedparser.parse(
         io.BytesIO(utf8),
@@ -424,6 +437,37 @@ def _parse(text: str, response: Response) -> feedparser.FeedParserDict:
             parsed.get("bozo_exception"),
         )
     return parsed
+
+
+# A numeric character reference such as &#xD800; names a lone surrogate,
+# which feedparser cannot encode: the whole feed would fail on one entry.
+_CHARACTER_REFERENCE = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
+
+
+def _no_surrogate(match: re.Match) -> str:
+    code = int(match.group(1), 16) if match.group(1) else int(match.group(2))
+    return "&#xFFFD;" if 0xD800 <= code <= 0xDFFF else match.group(0)
+
+
+def _check_entries(parsed: feedparser.FeedParserDict) -> None:
+    """Raise ValueError when every entry carries replacement characters (U+FFFD).
+
+    The feed's server then decoded its posts with the wrong encoding, and
+    the fetch fails. When only some entries carry them, those are set aside
+    one by one and the others are stored.
+    """
+    entries = parsed.entries
+    broken = sum(_has_replacement(dict(entry)) for entry in entries)
+    if entries and broken == len(entries):
+        raise ValueError(
+            "every entry contains replacement characters (U+FFFD): the feed's "
+            "server decoded its posts with the wrong encoding, and they would be "
+            "stored as mojibake; check the feed"
+        )
+
+
+def _has_replacement(entry: dict[str, Any]) -> bool:
+    return "\ufffd" in _entry_body(entry) or "\ufffd" in _text(entry.get("title"))
 
 
 def _not_a_feed(text: str, content_type: str) -> str:

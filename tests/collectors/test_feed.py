@@ -324,13 +324,37 @@ def test_latin1_header_on_utf8_body_ignored():
     assert "启程QC9" in decoded.text
 
 
-def test_mojibake_feed_fails(server):
+def test_mojibake_entry_set_aside(server):
     server.route("/forum", feed_reply("forum_mojibake.xml", "text/xml"))
+
+    batches, items = collect(feed_source(server.url("/forum")))
+
+    assert [item.title for item in items] == ["启程QC5冬季续航实测"]
+    [rejected] = [r for batch in batches for r in batch.rejected]
+    assert "U+FFFD" in rejected.reason
+    assert rejected.location.endswith("entry 1")
+
+
+def test_mojibake_feed_fails(server):
+    body = fixture("forum_mojibake.xml").replace(
+        "QC5冬季".encode(), "QC5\ufffd".encode()
+    )
+    server.route("/forum", Reply(200, body, {"Content-Type": "text/xml"}))
 
     with pytest.raises(CollectorError, match="U\\+FFFD") as error:
         collect(feed_source(server.url("/forum")))
 
     assert server.url("/forum") in str(error.value)
+
+
+def test_surrogate_reference_sets_entry_aside(server):
+    body = fixture("forum_mojibake.xml").replace("空��味".encode(), b"&#xD800;")
+    server.route("/forum", Reply(200, body, {"Content-Type": "text/xml"}))
+
+    batches, items = collect(feed_source(server.url("/forum")))
+
+    assert len(items) == 1
+    assert len([r for batch in batches for r in batch.rejected]) == 1
 
 
 def test_wrongly_declared_bytes_fail(server):
