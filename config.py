@@ -13,9 +13,11 @@ import dataclasses
 import math
 import os
 import re
+import string
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +27,9 @@ STRATEGY_NAMES = ("customer_first", "balanced", "assertive")
 # Config fields that the loader fills in and a file may not set.
 LOADER_KEYS = ("base_dir", "config_path")
 MAX_INTERVAL_MINUTES = 525_600
+# Shorter intervals are typing mistakes; the scheduler turns an interval that
+# rounds to zero microseconds into one second.
+MIN_INTERVAL_MINUTES = 0.01
 MAX_RESPONSE_HOURS = 8_760
 MAX_PROBLEM_DAYS = 3_650
 FIELD_NAMES = (
@@ -439,6 +444,11 @@ def load(path: str | Path) -> Config:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: invalid YAML: nested too deeply to read; a config needs a "
+            "few levels at most"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping at the top level, got {_describe(data)}"
@@ -606,10 +616,13 @@ def _check(config: Config, path: Path) -> None:
                 f"{path}: {key}.schedule: expected exactly one of interval_minutes or cron"
             )
         interval = schedule.interval_minutes
-        if interval is not None and not 0 < interval <= MAX_INTERVAL_MINUTES:
+        if interval is not None and not MIN_INTERVAL_MINUTES <= interval <= (
+            MAX_INTERVAL_MINUTES
+        ):
             raise ConfigError(
-                f"{path}: {key}.schedule.interval_minutes: expected a positive number "
-                f"of at most {MAX_INTERVAL_MINUTES} (a year); got {interval}"
+                f"{path}: {key}.schedule.interval_minutes: expected a number of "
+                f"minutes from {MIN_INTERVAL_MINUTES} (0.6 s) to "
+                f"{MAX_INTERVAL_MINUTES} (a year); got {interval}"
             )
         if schedule.cron is not None:
             _check_cron(schedule.cron, f"{key}.schedule.cron", path)
@@ -818,7 +831,15 @@ def _check_detail(source: Source, key: str, path: Path) -> None:
             f"{path}: {key}.url: invalid URL {detail.url!r}; expected "
             "http:// or https:// and a host"
         )
-    names = set(re.findall(r"{([^{}]*)}", detail.url))
+    try:
+        names = {
+            f for _, f, _, _ in string.Formatter().parse(detail.url) if f is not None
+        }
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path}: {key}.url: invalid placeholder in {detail.url!r} ({exc}); "
+            "write a literal brace as {{ or }}"
+        ) from None
     if not names or not names <= set(DETAIL_PLACEHOLDERS):
         raise ConfigError(
             f"{path}: {key}.url: expected one of {{native_id}}, {{external_id}} "
@@ -837,10 +858,11 @@ def _check_detail(source: Source, key: str, path: Path) -> None:
 
 
 def _check_refresh(refresh: Refresh, path: Path) -> None:
-    if not 0 < refresh.interval_minutes <= MAX_INTERVAL_MINUTES:
+    if not MIN_INTERVAL_MINUTES <= refresh.interval_minutes <= MAX_INTERVAL_MINUTES:
         raise ConfigError(
-            f"{path}: refresh.interval_minutes: expected a positive number of at most "
-            f"{MAX_INTERVAL_MINUTES} (a year); got {refresh.interval_minutes}"
+            f"{path}: refresh.interval_minutes: expected a number of minutes from "
+            f"{MIN_INTERVAL_MINUTES} (0.6 s) to {MAX_INTERVAL_MINUTES} "
+            f"(a year); got {refresh.interval_minutes}"
         )
     if not 0 < refresh.max_age_hours <= 24 * 365:
         raise ConfigError(
@@ -922,6 +944,11 @@ def _check_http(http: Http, path: Path) -> None:
         )
     if not http.user_agent.strip():
         raise ConfigError(f"{path}: http.user_agent: expected a descriptive User-Agent")
+    if not http.user_agent.isprintable():
+        raise ConfigError(
+            f"{path}: http.user_agent: expected one line of printable text; "
+            f"got {http.user_agent!r}"
+        )
 
 
 def _check_early_warning(warning: EarlyWarning, path: Path) -> None:
@@ -977,12 +1004,17 @@ def _check_cron(line: str, key: str, path: Path) -> None:
     from apscheduler.triggers.cron import CronTrigger
 
     try:
-        CronTrigger.from_crontab(line)
+        trigger = CronTrigger.from_crontab(line)
     except ValueError as exc:
         raise ConfigError(
             f"{path}: {key}: invalid cron line {line!r} ({exc}); "
             "expected five fields such as '*/15 * * * *'"
         ) from None
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+        raise ConfigError(
+            f"{path}: {key}: the cron line {line!r} names no time that exists, "
+            "such as 31 February; expected a line that fires"
+        )
 
 
 _ADDRESS = re.compile(r"^(?:[^<>\r\n]*<)?[^@\s<>\"]+@[^@\s<>\"]+(?:>)?$")

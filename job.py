@@ -32,6 +32,7 @@ from collectors import (
     build_collector,
     build_rereader,
 )
+from collectors.feed import plain_text
 from config import Config, Source
 from items import (
     Assessment,
@@ -51,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 
 PROGRESS_LOG_SECONDS = 10.0
+# A full text longer than this is taken for a wrong field or an error page:
+# an estimate, far above the longest posts seen on the monitored platforms.
+MAX_FULL_TEXT_CHARS = 50_000
 
 
 # Problems with a post this recent are watched for bursts after each run.
@@ -182,6 +186,12 @@ class Job:
             )
         if (self.stop.is_set() or summary.partial) and summary.status == "ok":
             summary.status = "partial"
+        # A run cut short before it read anything made no progress: it counts
+        # as failed, so that a source that never gets through goes stale.
+        cut_short = summary.status == "partial" and not self.stop.is_set()
+        if cut_short and summary.fetched == 0 and summary.bad == 0:
+            summary.status = "failed"
+            summary.error = summary.error or "the run ended before reading any post"
 
     def _finish_run(self, run_id: int, summary: SourceSummary) -> None:
         self.store.finish_run(
@@ -392,7 +402,11 @@ class Job:
     ) -> None:
         rereads: list[Reread] = []
         try:
-            rereads.extend(reader.reread(posts))
+            for reread in reader.reread(posts):
+                rereads.append(reread)
+                if self.stop.is_set():
+                    logger.info("engagement refresh stopping source=%s", source)
+                    break
         except CollectorError as exc:
             summary.error = str(exc)
             logger.warning(
@@ -420,11 +434,18 @@ class Job:
             if reread.text is None or not reread.post.truncated:
                 continue
             post_id = reread.post.post_id
-            self.store.replace_text(post_id, reread.text, seen_at)
             record = self.store.get_post(post_id)
-            if record is not None:
-                summary.new += 1
-                self.process([(post_id, record.item)], summary)
+            if record is None or not _completes(record.item.text, reread.text):
+                logger.warning(
+                    "full text not used, shorter than the part shown or too long "
+                    "post=%s chars=%s",
+                    post_id,
+                    len(reread.text),
+                )
+                continue
+            self.store.replace_text(post_id, reread.text, seen_at)
+            summary.new += 1
+            self.process([(post_id, self.store.get_post(post_id).item)], summary)
         self.store.mark_text_checked(looked_up, seen_at)
 
     def _count_saved(
@@ -625,6 +646,16 @@ class Job:
         if failed:
             self.delivery_errors += failed
         return sent, failed
+
+
+def _completes(shown: str, full: str) -> bool:
+    """Return whether ``full`` can stand for the post a listing showed as ``shown``.
+
+    It must say at least what was shown (without the 全文 link) and stay a
+    post's length, so that a wrong field or an error page does not replace it.
+    """
+    shown_chars = len(plain_text(shown).removesuffix("全文").rstrip("…. "))
+    return shown_chars <= len(plain_text(full)) <= MAX_FULL_TEXT_CHARS
 
 
 def _post_assignment(post_id: int, assignment: Assignment) -> PostAssignment:

@@ -48,6 +48,8 @@ class DetailReader:
         Stops at the run deadline, after yielding what it read before.
         """
         run = self.client.start_run(self.name)
+        gone: list[KnownPost] = []
+        found = False
         for post in posts:
             url = self.address(post)
             if url is None:
@@ -69,7 +71,29 @@ class DetailReader:
                     exc,
                 )
                 continue
+            if reread.removed:
+                gone.append(post)
+                continue
+            found = True
             yield reread
+        yield from self._gone(gone, found)
+
+    def _gone(self, gone: list[KnownPost], found: bool) -> Iterator[Reread]:
+        """Report posts removed, unless the address knew none of the posts.
+
+        An address that answers 404 for every post is more likely wrong than
+        every post deleted, and marking them removed would end their refresh.
+        """
+        if gone and not found and len(gone) > 1:
+            logger.warning(
+                "detail address found none of the posts, none marked removed; "
+                "check detail.url source=%s posts=%s",
+                self.name,
+                len(gone),
+            )
+            return
+        for post in gone:
+            yield Reread(post, removed=True)
 
     def address(self, post: KnownPost) -> str | None:
         """Return the detail URL of a post, or None when it lacks a value the URL needs."""

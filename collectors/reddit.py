@@ -772,7 +772,7 @@ def _item(
     title: str | None,
     raw: dict[str, Any],
 ) -> Item:
-    url = urljoin(reddit_url, str(data.get("permalink") or ""))
+    url = clean_text(urljoin(reddit_url, str(data.get("permalink") or "")))
     author = data.get("author")
     comments = 0
     if str(data["name"]).startswith("t3_"):

@@ -346,7 +346,7 @@ def reddit_source(**options) -> dict:
         ),
         (
             lambda d: d["sources"][0].update(schedule={"interval_minutes": 0}),
-            "sources[0].schedule.interval_minutes: expected a positive number",
+            "sources[0].schedule.interval_minutes: expected a number of minutes from",
         ),
         (
             lambda d: d["sources"][0].update(fields={"txt": "text"}),
@@ -404,7 +404,7 @@ def reddit_source(**options) -> dict:
         ),
         (
             lambda d: d["sources"][0].update(schedule={"interval_minutes": 1e12}),
-            "sources[0].schedule.interval_minutes: expected a positive number of at most",
+            "sources[0].schedule.interval_minutes: expected a number of minutes from",
         ),
         (
             lambda d: d["sources"][0].update(encoding="utf-16"),

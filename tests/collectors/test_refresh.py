@@ -263,6 +263,27 @@ def test_post_gone_at_its_address_marked_removed(job, server, weibo):
     assert requested_mids(server).count(mid(CRITICAL)) == 1
 
 
+def test_short_full_text_not_used(job, server, weibo):
+    weibo.texts[mid(CUT)] = "短"
+    ids = collect(job)
+
+    record = job.store.get_post(ids[CUT])
+    assert record.item.text == CUT_SHOWN
+    assert requested_mids(server).count(mid(CUT)) == 1
+
+
+def test_address_missing_every_post_removes_none(job, server):
+    ids = collect(job)
+    server.route("/extend", Reply(404, "not found"))
+    before = len(requested_mids(server))
+
+    job.refresh_engagement()
+
+    assert len(requested_mids(server)) - before == 2, "the critical and cut posts"
+    assert not job.store.get_post(ids[CRITICAL]).item.removed
+    assert not job.store.get_post(ids[CUT]).item.removed
+
+
 def test_failing_address_leaves_posts_for_next_refresh(job, server, weibo):
     server.route("/extend", Reply(503, "busy"))
     ids = collect(job)
@@ -394,8 +415,41 @@ def feed_with(detail: dict) -> dict:
             "sources[1].detail.fields.shares: unknown field",
         ),
         (
+            lambda d: d["sources"].append(
+                feed_with(
+                    {
+                        "url": "http://127.0.0.1:9/{native_id}&x=}",
+                        "fields": {"likes": "n"},
+                    }
+                )
+            ),
+            "sources[1].detail.url: invalid placeholder",
+        ),
+        (
+            lambda d: d["sources"].append(
+                feed_with({"url": "http://127.0.0.1:9/{{native_id}}", "fields": {}})
+            ),
+            "sources[1].detail.url: expected one of {native_id}",
+        ),
+        (
             lambda d: d["refresh"].update(interval_minutes=0),
-            "refresh.interval_minutes: expected a positive number",
+            "refresh.interval_minutes: expected a number of minutes from",
+        ),
+        (
+            lambda d: d["refresh"].update(interval_minutes=0.000001),
+            "refresh.interval_minutes: expected a number of minutes from",
+        ),
+        (
+            lambda d: d["sources"][0].update(schedule={"interval_minutes": 0.000001}),
+            "sources[0].schedule.interval_minutes: expected a number of minutes",
+        ),
+        (
+            lambda d: d["sources"][0].update(schedule={"cron": "0 0 31 2 *"}),
+            "names no time that exists",
+        ),
+        (
+            lambda d: d.update(http={"user_agent": "Fenghuo\r\nX-Evil: 1"}),
+            "http.user_agent: expected one line of printable text",
         ),
         (
             lambda d: d["refresh"].update(max_posts=-1),
