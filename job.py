@@ -107,6 +107,10 @@ class Job:
         self.recovery: SourceSummary | None = None
         self.segmenter = Segmenter.for_brand(config.brand)
         self._grouping = threading.Lock()
+        # One batch is analysed at a time: the analysis holds the GIL anyway,
+        # and fifty sources starting together would otherwise hold fifty
+        # batches of intermediate features in memory at once.
+        self._analysing = threading.Lock()
         self._grouper: ProblemGrouper | None = self._load_grouper()
         self.watch = Watch(config.early_warning, self.analyzer, store, config.timezone)
 
@@ -135,7 +139,10 @@ class Job:
             logger.exception("source crashed source=%s", source.name)
 
         self._complete_cut(source)
-        self._watch_bursts(summary)
+        # Bursts are counted from new posts, so a run that stored none cannot
+        # start one; a crash between storing and watching is caught at start.
+        if summary.new:
+            self._watch_bursts(summary)
         self._settle_status(summary)
         summary.seconds = time.monotonic() - started
         self._finish_run(run_id, summary)
@@ -295,7 +302,8 @@ class Job:
         self, posts: list[tuple[int, Item]], summary: SourceSummary
     ) -> None:
         post_ids = [post_id for post_id, _ in posts]
-        assessments = self.analyzer.analyse([item for _, item in posts])
+        with self._analysing:
+            assessments = self.analyzer.analyse([item for _, item in posts])
         with self._grouping:
             try:
                 grouping, problems = self._group(posts, assessments)
