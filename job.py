@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -443,7 +443,9 @@ class Job:
                 continue
             post_id = reread.post.post_id
             record = self.store.get_post(post_id)
-            if record is None or not _completes(record.item.text, reread.text):
+            if record is None:
+                continue
+            if not _completes(record.item.text, reread.text):
                 logger.warning(
                     "full text not used, shorter than the part shown or too long "
                     "post=%s chars=%s",
@@ -451,9 +453,9 @@ class Job:
                     len(reread.text),
                 )
                 continue
-            self.store.replace_text(post_id, reread.text, seen_at)
+            text = self.store.replace_text(post_id, reread.text, seen_at)
             summary.new += 1
-            self.process([(post_id, self.store.get_post(post_id).item)], summary)
+            self.process([(post_id, replace(record.item, text=text))], summary)
         self.store.mark_text_checked(looked_up, seen_at)
 
     def _count_saved(
@@ -657,10 +659,10 @@ class Job:
 
 
 def _completes(shown: str, full: str) -> bool:
-    """Return whether ``full`` can stand for the post a listing showed as ``shown``.
+    """Check that ``full`` can replace the text a listing showed as ``shown``.
 
-    It must say at least what was shown (without the 全文 link) and stay a
-    post's length, so that a wrong field or an error page does not replace it.
+    It must be at least as long as the shown text (without the 全文 link) and
+    no longer than a post, so that a wrong field or an error page is not stored.
     """
     shown_chars = len(plain_text(shown).removesuffix("全文").rstrip("…. "))
     return shown_chars <= len(plain_text(full)) <= MAX_FULL_TEXT_CHARS

@@ -9,7 +9,7 @@ A chart is meant to be shown at ``DISPLAY_SIZE`` CSS pixels (600 x 300), for
 example ``<img width="600" height="300">``. The PNG has ``PIXEL_RATIO``
 times as many pixels each way, so it stays sharp on high-density screens.
 Empty data, and counts that are all zero, give a lower chart
-(``EMPTY_DISPLAY_SIZE``) that says 暂无数据.
+(``EMPTY_DISPLAY_SIZE``) that reads 暂无数据 ("no data").
 
 Chinese text needs a CJK font. The first chart looks for one through
 matplotlib's font manager (Noto Sans CJK, Source Han Sans, WenQuanYi and

@@ -3,8 +3,8 @@ refresh: their counts now, and the full text of posts a listing cut short.
 
 A source's ``detail`` section names the address of one post and where the
 counts and the text are in its response (see config.DetailOptions). A post
-that cannot be read this time is left for the next refresh; a post that the
-address says is gone (HTTP 404 or 410) is reported removed.
+that cannot be read this time is left for the next refresh. A post whose
+address responds HTTP 404 or 410 is reported removed.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class DetailReader:
         Stops at the run deadline, after yielding what it read before.
         """
         run = self.client.start_run(self.name)
-        gone: list[KnownPost] = []
+        missing: list[KnownPost] = []
         found = False
         for post in posts:
             url = self.address(post)
@@ -72,27 +72,27 @@ class DetailReader:
                 )
                 continue
             if reread.removed:
-                gone.append(post)
+                missing.append(post)
                 continue
             found = True
             yield reread
-        yield from self._gone(gone, found)
+        yield from self._missing(missing, found)
 
-    def _gone(self, gone: list[KnownPost], found: bool) -> Iterator[Reread]:
-        """Report posts removed, unless the address knew none of the posts.
+    def _missing(self, missing: list[KnownPost], found: bool) -> Iterator[Reread]:
+        """Report posts removed, unless the address found none of the posts.
 
-        An address that answers 404 for every post is more likely wrong than
+        An address that responds 404 for every post is more likely wrong than
         every post deleted, and marking them removed would end their refresh.
         """
-        if gone and not found and len(gone) > 1:
+        if not found and len(missing) > 1:
             logger.warning(
                 "detail address found none of the posts, none marked removed; "
                 "check detail.url source=%s posts=%s",
                 self.name,
-                len(gone),
+                len(missing),
             )
             return
-        for post in gone:
+        for post in missing:
             yield Reread(post, removed=True)
 
     def address(self, post: KnownPost) -> str | None:
@@ -127,11 +127,10 @@ class DetailReader:
 
     def _engagement(self, data: dict[str, Any]) -> Engagement | None:
         fields = self.options.fields
-        found = {
-            name: lookup(data, fields[name])
-            for name in COUNT_FIELDS
-            if name in fields and lookup(data, fields[name]) is not None
+        values = {
+            name: lookup(data, fields[name]) for name in COUNT_FIELDS if name in fields
         }
+        found = {name: value for name, value in values.items() if value is not None}
         if not found:
             return None
         return Engagement(**{name: parse_count(value) for name, value in found.items()})

@@ -629,8 +629,8 @@ class Store:
 
         These are the posts whose latest grading is medium or critical, those
         with a viral signal, and those cut short whose full text was never
-        looked up; with ``cut_only``, only the last. Posts that the source
-        showed removed are left out. Critical posts come first, then medium and viral ones, then
+        looked up. With ``cut_only`` only the last kind is returned. Posts
+        that the source showed removed are left out. Critical posts come first, then medium and viral ones, then
         the cut ones, newest first within each, at most ``limit`` in all.
         """
         if limit <= 0 or not sources:
@@ -643,11 +643,11 @@ class Store:
         with self._read() as connection:
             levels = {} if cut_only else self._watched_levels(connection, recent, since)
             cut = set(_cut_short(connection, recent))
-            wanted = {i: levels.get(i) for i in (*levels, *cut)}
+            selected = {i: levels.get(i) for i in (*levels, *cut)}
             rank = {"critical": 0, "medium": 1}
             found = [
-                rows.known_post(row, wanted[row.id], row.id in cut)
-                for chunk in _chunks(list(wanted), LOOKUP_CHUNK)
+                rows.known_post(row, selected[row.id], row.id in cut)
+                for chunk in _chunks(list(selected), LOOKUP_CHUNK)
                 for row in connection.execute(
                     select(posts).where(posts.c.id.in_(chunk))
                 )
@@ -683,11 +683,12 @@ class Store:
         with self._write() as connection:
             return _note_seen(connection, sightings)
 
-    def replace_text(self, post_id: int, text: str, checked_at: datetime) -> None:
+    def replace_text(self, post_id: int, text: str, checked_at: datetime) -> str:
         """Put a post's full text in place of the part a listing showed.
 
         The part shown before is kept in the post's raw record as
-        ``shown_text``. The post must be analysed again afterwards.
+        ``shown_text``. Returns the text as stored. The post must be analysed
+        again afterwards.
         """
         with self._write() as connection:
             row = connection.execute(
@@ -697,11 +698,13 @@ class Store:
                 raise LookupError(f"no post with id {post_id}")
             raw = dict(row.raw or {})
             raw.setdefault("shown_text", row.text)
+            stored = rows.clean_text(text)
             connection.execute(
                 update(posts)
                 .where(posts.c.id == post_id)
-                .values(text=rows.clean_text(text), raw=raw, text_checked_at=checked_at)
+                .values(text=stored, raw=raw, text_checked_at=checked_at)
             )
+        return stored
 
     def mark_text_checked(self, post_ids: Sequence[int], checked_at: datetime) -> None:
         """Note that the full text of these posts was looked up, found or not."""
@@ -1127,10 +1130,11 @@ class Sighting:
 def _note_seen(connection: Connection, sightings: Sequence[Sighting]) -> list[int]:
     """Record known posts seen again; return the ids of those whose counts changed.
 
-    Each post gets a later ``last_seen_at`` (replaying old records must not
-    move it back), ``removed_at`` when first seen removed (the text captured
-    before stays), and, when its counts changed, a snapshot and a pending
-    regrade, set together so that a crash leaves the regrade for the next start.
+    Each post gets a later ``last_seen_at``, because replaying old records
+    must not move it back. A post first seen removed gets ``removed_at`` and
+    keeps the text captured before. A post whose counts changed gets a
+    snapshot and a pending regrade in the same transaction, so that a crash
+    leaves the regrade for the next start.
     """
     counted = [s for s in sightings if s.engagement is not None]
     latest = _latest_engagement(connection, [s.post_id for s in counted])

@@ -110,13 +110,15 @@ def weibo(server):
     return api
 
 
-def refresh_config(tmp_path: Path, database_url: str, server, **detail):
+def refresh_config(tmp_path: Path, database_url: str, server):
     data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     data["storage"] = {"url": database_url}
     data["alerts"]["outbox"] = str(tmp_path / "outbox")
+
     # The cue lexicons load at once; the trained model would add seconds to
     # every test and is not what these tests are about.
     data["classifier"] = "lexicon"
+
     fields = {
         "text": "data.longTextContent",
         "likes": "data.attitudes_count",
@@ -129,8 +131,7 @@ def refresh_config(tmp_path: Path, database_url: str, server, **detail):
             "kind": "feed",
             "platform": "weibo",
             "feed": {"urls": [server.url("/feed")]},
-            "detail": {"url": server.url("/extend?id={native_id}"), "fields": fields}
-            | detail,
+            "detail": {"url": server.url("/extend?id={native_id}"), "fields": fields},
         }
     ]
     data["http"] = {
@@ -139,6 +140,7 @@ def refresh_config(tmp_path: Path, database_url: str, server, **detail):
         "backoff_seconds": 0.05,
     }
     data["refresh"] = {"interval_minutes": 10, "max_age_hours": 48}
+
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return pipeline.config_module.load(path)
@@ -206,10 +208,12 @@ def test_refresh_reads_watched_posts_only(job, server, weibo):
 
     summary = job.refresh_engagement()
 
-    asked = requested_mids(server)[before:]
-    assert mid(CRITICAL) in asked
-    assert mid(QUIET) not in asked, "a calm post is not read again"
-    assert mid(OLD) not in asked, "a post older than max_age_hours is not read again"
+    requested = requested_mids(server)[before:]
+    assert mid(CRITICAL) in requested
+    assert mid(QUIET) not in requested, "a calm post is not read again"
+    assert mid(OLD) not in requested, (
+        "a post older than max_age_hours is not read again"
+    )
     assert snapshot_counts(job.store, ids[CRITICAL])[-1] == (40, 300, 25)
     assert summary.refreshed >= 1
 
