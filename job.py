@@ -697,12 +697,12 @@ def make_analyzer(config: Config) -> Analyzer:
     if config.classifier == "lexicon":
         return Analyzer(config.brand, config.thresholds, config.strategy)
 
-    from nlp.model import ModelError
-    from nlp.training import TrainingError, load_or_train
+    from nlp.modelfile import ModelError
+    from nlp.trained import load_or_train
 
     try:
         classifier = load_or_train(config.resolve(config.model_path), config.brand)
-    except (ModelError, TrainingError) as exc:
+    except ModelError as exc:
         message = str(exc)
         default_file = Path("config.yaml").resolve()
         if config.config_path and Path(config.config_path).resolve() != default_file:

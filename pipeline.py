@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
-from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -34,7 +33,7 @@ from items import (
 from job import Job, make_analyzer, run_once
 from nlp import Analyzer
 from service import next_run_time, serve
-from storage import LockHeld, SignalRecord, Store
+from storage import LockHeld, MigrationError, SignalRecord, Store
 from storage.rows import ProblemSummary
 
 DEV_LABELS = Path(__file__).resolve().parent.parent / "shared" / "eval" / "dev.jsonl"
@@ -74,7 +73,7 @@ def open_store(config: Config, *, lock: bool = False) -> Iterator[Store]:
     try:
         store = Store(config.database_url)
         store.migrate()
-    except (ValueError, SQLAlchemyError, OSError, AlembicError) as exc:
+    except (ValueError, SQLAlchemyError, OSError, MigrationError) as exc:
         reason = getattr(exc, "orig", None) or exc
         first_line = (
             str(reason).strip().splitlines()[0] if str(reason).strip() else repr(reason)

@@ -11,7 +11,6 @@ from collectors.detail import DetailReader
 from collectors.feed import FeedCollector
 from collectors.http import DeadlineExceeded, HttpClient, shared_client
 from collectors.jsonapi import JsonCollector
-from collectors.reddit import RedditCollector
 from collectors.replay import ReplayCollector
 from config import Config, Source
 from items import KnownPost, Reread
@@ -26,7 +25,6 @@ __all__ = [
     "HttpClient",
     "JsonCollector",
     "RecordError",
-    "RedditCollector",
     "Rejected",
     "ReplayCollector",
     "Rereader",
@@ -56,8 +54,15 @@ def build_collector(source: Source, config: Config) -> Collector:
         client = shared_client(config.http)
         return JsonCollector(source, client, config.timezone, batch_size)
     if source.kind == "reddit":
-        return RedditCollector(source, config)
+        return _reddit_collector(source, config)
     raise CollectorError(f"source {source.name}: unknown source kind {source.kind!r}")
+
+
+def _reddit_collector(source: Source, config: Config) -> Collector:
+    # Imported here so that praw and requests load only for a Reddit source.
+    from collectors.reddit import RedditCollector
+
+    return RedditCollector(source, config)
 
 
 class Rereader(Protocol):
@@ -73,7 +78,7 @@ def build_rereader(source: Source, config: Config) -> Rereader | None:
     ``detail`` section names the address of one post; files cannot.
     """
     if source.kind == "reddit":
-        return RedditCollector(source, config)
+        return _reddit_collector(source, config)
     if source.detail is None or source.kind not in ("feed", "json"):
         return None
     client = shared_client(config.http)

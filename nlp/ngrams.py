@@ -13,23 +13,25 @@ of the base class unchanged.
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
+from nlp.codes import (
+    MAX_CHARS,
+    MAX_WORDS,
+    CodeTable,
+    WordTable,
+    char_code,
+    char_ngram_codes,
+)
+
 # TfidfVectorizer's character analyzer collapses whitespace runs to one space.
 _WHITESPACE_RUN = re.compile(r"\s\s+")
-# A character is coded as its code point + 1, which fits in 21 bits. So an
-# n-gram of up to three characters fits in 63 bits, and a shorter n-gram
-# never has the code of a longer one.
-_CHAR_BITS = 21
-MAX_CHARS = 3
-MAX_WORDS = 2
 
 
 class CharNgramVectorizer(TfidfVectorizer):
@@ -61,7 +63,7 @@ class CharNgramVectorizer(TfidfVectorizer):
         """Return the table of vocabulary n-gram codes, built on first use."""
         table = self.__dict__.get("_table")
         if table is None:
-            codes = np.fromiter(map(_char_code, self.vocabulary_), dtype=np.uint64)
+            codes = np.fromiter(map(char_code, self.vocabulary_), dtype=np.uint64)
             columns = np.fromiter(self.vocabulary_.values(), dtype=np.int64)
             table = self._table = CodeTable(codes, columns)
         return table
@@ -97,153 +99,21 @@ class WordNgramVectorizer(TfidfVectorizer):
         token_lists = [tokenize(preprocess(self.decode(d))) for d in documents]
         if any(" " in "".join(tokens) for tokens in token_lists):
             return super().transform(documents)
-        rows, columns = self._word_ngram_columns(token_lists)
+        rows, columns = self._word_table().find(token_lists)
         counts = count_matrix(rows, columns, len(documents), len(self.vocabulary_))
         return self._tfidf.transform(counts.astype(self.dtype, copy=False), copy=False)
 
-    def _word_ngram_columns(
-        self, token_lists: Sequence[list[str]]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Return the row and vocabulary column of every known n-gram in the batch."""
-        token_ids, single_columns, pairs = self._token_tables()
-        tokens = itertools.chain.from_iterable(token_lists)
-        ids = np.fromiter(map(token_ids.get, tokens, itertools.repeat(-1)), np.int64)
-        lengths = np.fromiter(map(len, token_lists), dtype=np.int64)
-        row_of_token = np.repeat(np.arange(len(token_lists)), lengths)
-        known = ids >= 0
-        rows, columns = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
-        if self.ngram_range[0] == 1:
-            single = np.flatnonzero(known)
-            single = single[single_columns[ids[single]] >= 0]
-            rows.append(row_of_token[single])
-            columns.append(single_columns[ids[single]])
-        if self.ngram_range[1] == 2:
-            first = np.flatnonzero(known[:-1] & known[1:])
-            first = first[row_of_token[first] == row_of_token[first + 1]]
-            codes = _pair_code(ids[first], ids[first + 1], len(token_ids))
-            pair_columns, found = pairs.find(codes)
-            rows.append(row_of_token[first[found]])
-            columns.append(pair_columns)
-        return np.concatenate(rows), np.concatenate(columns)
-
-    def _token_tables(self) -> tuple[dict[str, int], np.ndarray, CodeTable]:
-        """Return token ids, the column of each id as a single word, and word pairs.
-
-        Every word of the vocabulary gets an id, including words that occur
-        only in pairs. Built on first use.
-        """
-        tables = self.__dict__.get("_tables")
-        if tables is None:
-            token_ids: dict[str, int] = {}
-            for ngram in self.vocabulary_:
-                for word in ngram.split(" "):
-                    token_ids.setdefault(word, len(token_ids))
-            single_columns = np.full(len(token_ids), -1, dtype=np.int64)
-            firsts, seconds, pair_columns = [], [], []
-            for ngram, column in self.vocabulary_.items():
-                words = ngram.split(" ")
-                if len(words) == 1:
-                    single_columns[token_ids[ngram]] = column
-                else:
-                    firsts.append(token_ids[words[0]])
-                    seconds.append(token_ids[words[1]])
-                    pair_columns.append(column)
-            codes = _pair_code(
-                np.array(firsts, dtype=np.int64),
-                np.array(seconds, dtype=np.int64),
-                len(token_ids),
-            )
-            pairs = CodeTable(codes, np.array(pair_columns, dtype=np.int64))
-            tables = self._tables = (token_ids, single_columns, pairs)
-        return tables
+    def _word_table(self) -> WordTable:
+        """Return the table of vocabulary words and word pairs, built on first use."""
+        table = self.__dict__.get("_table")
+        if table is None:
+            table = self._table = WordTable.from_vocabulary(self.vocabulary_)
+        return table
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
-        state.pop("_tables", None)
+        state.pop("_table", None)
         return state
-
-
-def _pair_code(first: np.ndarray, second: np.ndarray, token_count: int) -> np.ndarray:
-    # + 1 because the code table reserves 0 for its empty slots.
-    return (first * token_count + second + 1).astype(np.uint64)
-
-
-def _char_code(ngram: str) -> int:
-    code = 0
-    for char in ngram:
-        code = (code << _CHAR_BITS) | (ord(char) + 1)
-    return code
-
-
-def char_ngram_codes(
-    texts: Sequence[str], ngram_range: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return the row and integer code of every character n-gram of ``texts``."""
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    encoded = "".join(texts).encode("utf-32-le", "surrogatepass")
-    chars = np.frombuffer(encoded, dtype=np.uint32).astype(np.uint64) + 1
-    row_of_char = np.repeat(np.arange(len(texts)), lengths)
-    row_end = np.repeat(np.cumsum(lengths), lengths)
-    starts = np.arange(len(chars))
-    rows, codes = [], []
-    for size in range(ngram_range[0], ngram_range[1] + 1):
-        fits = starts[starts + size <= row_end]
-        code = chars[fits]
-        for offset in range(1, size):
-            code = (code << np.uint64(_CHAR_BITS)) | chars[fits + offset]
-        rows.append(row_of_char[fits])
-        codes.append(code)
-    return np.concatenate(rows), np.concatenate(codes)
-
-
-class CodeTable:
-    """A hash table from nonzero 64-bit codes to columns, searched with numpy.
-
-    It uses open addressing with linear probing, at most a quarter full, so a
-    search resolves most codes at the first slot. Every step of a search
-    handles all the codes still open at once.
-    """
-
-    _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
-
-    def __init__(self, codes: np.ndarray, columns: np.ndarray):
-        bits = max(4, (4 * len(codes)).bit_length())
-        self._shift = np.uint64(64 - bits)
-        self._mask = np.uint64((1 << bits) - 1)
-        self._codes = np.zeros(1 << bits, dtype=np.uint64)
-        self._columns = np.full(1 << bits, -1, dtype=np.int64)
-        pending = np.arange(len(codes))
-        slots = self._first_slots(codes)
-        while len(pending):
-            free = np.flatnonzero(self._codes[slots] == 0)
-            claimed, first = np.unique(slots[free], return_index=True)
-            winners = pending[free[first]]
-            self._codes[claimed] = codes[winners]
-            self._columns[claimed] = columns[winners]
-            waiting = np.ones(len(pending), dtype=bool)
-            waiting[free[first]] = False
-            pending = pending[waiting]
-            slots = (slots[waiting] + np.uint64(1)) & self._mask
-
-    def find(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return the columns of the codes found and the mask of found codes."""
-        columns = np.full(len(codes), -1, dtype=np.int64)
-        pending = np.arange(len(codes))
-        slots = self._first_slots(codes)
-        while len(pending):
-            stored = self._codes[slots]
-            hit = stored == codes[pending]
-            columns[pending[hit]] = self._columns[slots[hit]]
-            # An empty slot ends the search for a code that is not stored.
-            going_on = ~hit & (stored != 0)
-            pending = pending[going_on]
-            slots = (slots[going_on] + np.uint64(1)) & self._mask
-        found = columns >= 0
-        return columns[found], found
-
-    def _first_slots(self, codes: np.ndarray) -> np.ndarray:
-        # Fibonacci hashing: the top bits of code * 2^64 / golden ratio.
-        return (codes * self._MULTIPLIER) >> self._shift
 
 
 def count_matrix(

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.pipeline import Pipeline
 
 from config import Brand
 from items import KINDS, Classification, Cue, Item, NormalizedText, Relevance
-from nlp import cues, model
+from nlp import cues, modelfile
 from nlp.classifier import LexiconClassifier, check_batch, post_text, root_cause
 from nlp.features import cue_features, evidence_features
-from nlp.model import RETRAIN_HINT, ModelError
+from nlp.modelfile import RETRAIN_HINT, ModelError
 from nlp.normalize import normalize
+from nlp.scorer import Scorer
 from nlp.segment import Segmenter
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,25 @@ def model_input(
     return post_text(normalized), cue_features(normalized, item, official_accounts)
 
 
+def load_or_train(path: str | Path, brand: Brand) -> TrainedClassifier:
+    """Load the model file at ``path``, training and saving one first if it is missing.
+
+    Raises ModelError when an existing file cannot be used, leaving it in
+    place for ``python pipeline.py train`` to replace, and when no model can
+    be trained. Training imports scikit-learn; loading does not.
+    """
+    path = Path(path)
+    if not path.exists():
+        from nlp import training
+
+        logger.info("model file missing, training path=%s", path)
+        try:
+            training.train_and_save(path, brand)
+        except training.TrainingError as exc:
+            raise ModelError(f"{path}: cannot train a model: {exc}") from None
+    return TrainedClassifier.load(path, brand)
+
+
 def canary_item(platform: str, text: str) -> Item:
     return Item(
         source="canary",
@@ -75,14 +94,24 @@ class TrainedClassifier:
     # this model calls 17% of the positive posts a grievance or complaint,
     # against 11% for the lexicon classifier, and finds 46% of the negative ones.
 
-    def __init__(self, classifier: Pipeline, metadata: dict[str, Any], brand: Brand):
+    def __init__(
+        self,
+        scorer: Scorer,
+        metadata: dict[str, Any],
+        brand: Brand,
+        classifier: Any = None,
+    ):
+        """``classifier`` is the fitted scikit-learn pipeline when it is at hand.
+
+        Scoring uses ``scorer`` alone; the pipeline is kept for saving a model
+        trained in this process.
+        """
+        self.scorer = scorer
         self.classifier = classifier
         self.metadata = metadata
         self.lexicon = LexiconClassifier(official_accounts=brand.official_accounts)
         self._official = official_handles(brand)
-        self._names = model.feature_names(classifier)
-        self._coef = model.coefficients(classifier)
-        self._classes = [str(kind) for kind in classifier.classes_]
+        self._classes = scorer.classes
         self.model_version = f"trained-{metadata.get('data_hash', '')[:12]}"
 
     @classmethod
@@ -92,14 +121,18 @@ class TrainedClassifier:
         Raises ModelError with the retrain command when anything does not match.
         """
         segmenter = Segmenter.for_brand(brand)
-        classifier, metadata = model.load(path, segmenter.dictionary_hash)
-        classes = [str(kind) for kind in classifier.classes_]
+        state, metadata = modelfile.load(path, segmenter.dictionary_hash)
+        try:
+            scorer = Scorer(state, segmenter)
+        except ValueError as exc:
+            raise ModelError(f"{path}: {exc}; {RETRAIN_HINT}") from None
+        classes = scorer.classes
         if metadata["labels"] != classes or not set(classes) <= set(KINDS):
             raise ModelError(
                 f"{path}: the model's labels {classes} differ from the recorded "
                 f"labels {metadata['labels']}; {RETRAIN_HINT}"
             )
-        trained = cls(classifier, metadata, brand)
+        trained = cls(scorer, metadata, brand)
         trained.check_canaries(path)
         logger.info("model loaded path=%s version=%s", path, trained.model_version)
         return trained
@@ -110,7 +143,7 @@ class TrainedClassifier:
         for platform, text in CANARIES:
             item = canary_item(platform, text)
             rows.append(model_input(normalize(text), item, self._official))
-        probabilities = self.classifier.predict_proba(rows)
+        probabilities = self.scorer.probabilities(self.scorer.transform(rows))
         return [
             {
                 "platform": platform,
@@ -185,10 +218,10 @@ class TrainedClassifier:
         scans: list[cues.Scan],
         lexicon_results: list[Classification],
     ) -> list[Classification]:
-        matrix = model.transform_rows(self.classifier, rows)
-        probabilities = self.classifier[-1].predict_proba(matrix)
+        matrix = self.scorer.transform(rows)
+        probabilities = self.scorer.probabilities(matrix)
         best = np.argmax(probabilities, axis=1)
-        explanations = model.explain_rows(matrix, best, self._coef, self._names)
+        explanations = self.scorer.explain(matrix, best)
         return [
             self._combine(
                 self._classes[best[position]],

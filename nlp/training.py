@@ -30,9 +30,10 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from config import Brand
 from items import KINDS
-from nlp import model
+from nlp import model, modelfile
 from nlp.evaluation import RecordError, record_to_item
 from nlp.normalize import normalize, protected_names
+from nlp.scorer import Scorer
 from nlp.segment import Segmenter
 from nlp.trained import TrainedClassifier, model_input, official_handles
 
@@ -153,14 +154,15 @@ def train(
     classifier.fit(rows, labels)
 
     metadata = {
-        **model.library_versions(),
+        **modelfile.library_versions(),
         "dictionary_hash": segmenter.dictionary_hash,
         "labels": [str(label) for label in classifier.classes_],
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_hash": data.data_hash,
         "training_counts": dict(sorted(counts.items())),
     }
-    trained = TrainedClassifier(classifier, metadata, brand)
+    scorer = Scorer(model.scorer_state(classifier), segmenter)
+    trained = TrainedClassifier(scorer, metadata, brand, classifier)
     metadata["canaries"] = trained.canary_predictions()
     logger.info("model trained records=%s classes=%s", len(labels), len(counts))
     return trained
@@ -235,19 +237,17 @@ def calibration_error(
 _trained_in_process: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
 
 
-def load_or_train(path: str | Path, brand: Brand) -> TrainedClassifier:
-    """Load the model file at ``path``, training and saving one first if it is missing.
+def train_and_save(path: str | Path, brand: Brand) -> None:
+    """Train a model on the shipped training files and save it at ``path``.
 
-    Raises ModelError when an existing file cannot be used. This function
-    leaves such a file in place, for ``python pipeline.py train`` to replace.
+    A model trained before in this process for the same data and dictionary
+    is saved again instead of training anew. Raises TrainingError when the
+    training data cannot train a model and ModelError when the file cannot be
+    written.
     """
-    path = Path(path)
-    if not path.exists():
-        logger.info("model file missing, training path=%s", path)
-        data = read_training(training_files())
-        key = (data.data_hash, Segmenter.for_brand(brand).dictionary_hash)
-        if key not in _trained_in_process:
-            trained = train(data, brand)
-            _trained_in_process[key] = (trained.classifier, trained.metadata)
-        model.save(*_trained_in_process[key], path)
-    return TrainedClassifier.load(path, brand)
+    data = read_training(training_files())
+    key = (data.data_hash, Segmenter.for_brand(brand).dictionary_hash)
+    if key not in _trained_in_process:
+        trained = train(data, brand)
+        _trained_in_process[key] = (trained.classifier, trained.metadata)
+    model.save(*_trained_in_process[key], path)

@@ -12,7 +12,7 @@ run id, and ``sqlalchemy.exc.SQLAlchemyError`` subclasses for database
 failures. A method that raises has written nothing.
 """
 
-from .engine import alembic_config, create_store_engine
+from .engine import MigrationError, alembic_config, create_store_engine
 from .lock import LockHeld
 from .records import (
     AlertRecord,
@@ -40,6 +40,7 @@ __all__ = [
     "StatusReport",
     "StoredBatch",
     "Store",
+    "MigrationError",
     "alembic_config",
     "create_store_engine",
 ]

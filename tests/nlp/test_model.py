@@ -14,7 +14,7 @@ from conftest import make_item
 import config
 import pipeline
 from items import KINDS
-from nlp import Analyzer, model
+from nlp import Analyzer, model, modelfile
 from nlp.model import ModelError
 from nlp.normalize import normalize
 from nlp.segment import Segmenter
@@ -181,7 +181,7 @@ def test_training_rejects_missing_kind(brand):
 
 def test_metadata_records_versions_and_labels(trained):
     metadata = trained.metadata
-    assert metadata["sklearn"] == model.library_versions()["sklearn"]
+    assert metadata["sklearn"] == modelfile.library_versions()["sklearn"]
     assert metadata["segmenter"] == Segmenter.engine_version()
     assert metadata["segmenter"].startswith("rjieba ")
     assert metadata["labels"] == ["complaint", "grievance", "neutral", "praise"]
@@ -241,8 +241,40 @@ def test_corrupted_payload_gives_model_error(model_file, tmp_path, brand):
     envelope["payload"] = payload[:100] + b"\x00" * 64 + payload[164:]
     broken = tmp_path / "payload.joblib"
     joblib.dump(envelope, broken)
+    hash_ = Segmenter.for_brand(brand).dictionary_hash
     with pytest.raises(ModelError, match="cannot load the classifier.*retrain with"):
+        modelfile.load_pipeline(broken, hash_)
+    # Scoring does not read the pipeline, so the job still loads the file.
+    assert TrainedClassifier.load(broken, brand).scorer.classes
+
+
+def test_pipeline_loads_from_the_file(trained, model_file, brand):
+    hash_ = Segmenter.for_brand(brand).dictionary_hash
+    pipeline, metadata = modelfile.load_pipeline(model_file, hash_)
+    rows = [(normalize(text).text, {}) for text in PROBE_TEXTS]
+    assert pipeline.predict_proba(rows).tolist() == (
+        trained.classifier.predict_proba(rows).tolist()
+    )
+    assert metadata["data_hash"] == trained.metadata["data_hash"]
+
+
+def test_broken_scorer_state_gives_model_error(model_file, tmp_path, brand):
+    envelope = joblib.load(model_file)
+    envelope["scorer"] = {**envelope["scorer"], "classes": None}
+    broken = tmp_path / "scorer.joblib"
+    joblib.dump(envelope, broken)
+    with pytest.raises(ModelError, match="not a scorer state.*retrain with"):
         TrainedClassifier.load(broken, brand)
+
+
+def test_model_file_of_the_earlier_format_rejected(model_file, tmp_path, brand):
+    envelope = joblib.load(model_file)
+    del envelope["scorer"]
+    envelope["format"] = 1
+    old = tmp_path / "old-format.joblib"
+    joblib.dump(envelope, old)
+    with pytest.raises(ModelError, match="not a model file of format 2.*retrain"):
+        TrainedClassifier.load(old, brand)
 
 
 def test_other_library_version_rejected(model_file, tmp_path, brand):

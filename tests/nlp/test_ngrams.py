@@ -10,7 +10,8 @@ import pytest
 from conftest import PROJECT_ROOT
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from nlp.ngrams import CharNgramVectorizer, CodeTable, WordNgramVectorizer
+from nlp.codes import CodeTable
+from nlp.ngrams import CharNgramVectorizer, WordNgramVectorizer
 from nlp.segment import Segmenter
 
 HARD_TEXTS = [

@@ -27,7 +27,7 @@ from items import (
     Relevance,
 )
 from storage import NewAlert, Store, alembic_config, create_store_engine, rows
-from storage.engine import downgrade, upgrade
+from storage.engine import HEAD_REVISION, current_revision, downgrade, upgrade
 from storage.tables import (
     alert_deliveries,
     classifications,
@@ -718,6 +718,9 @@ def test_migrations_from_empty_to_head(database_url: str) -> None:
         store.migrate()
 
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        # A database at HEAD_REVISION skips Alembic at start, so it must be the head.
+        assert head == HEAD_REVISION
+        assert current_revision(store.engine) == head
         with store.engine.connect() as connection:
             context = MigrationContext.configure(connection)
             assert context.get_current_revision() == head
