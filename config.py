@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import yaml
 
+from items import ROOT_CAUSES
+
 STRATEGY_NAMES = ("customer_first", "balanced", "assertive")
 # Config fields that the loader fills in and a file may not set.
 LOADER_KEYS = ("base_dir", "config_path")
@@ -287,7 +289,59 @@ class Robot:
 
 
 @dataclass(frozen=True)
+class QuietHours:
+    """Hours in which only critical alerts go out; the others wait for ``end``.
+
+    Times are "HH:MM" in the config's time zone. A span may cross midnight
+    ("22:00" to "07:00").
+    """
+
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class Digests:
+    """When the daily and weekly digests go out, and to whom.
+
+    The times are cron lines in the config's time zone; an empty line turns a
+    digest off. The digests reach ``departments`` and ``recipients``.
+    """
+
+    daily: str = "0 9 * * *"
+    weekly: str = "30 9 * * 1"
+    departments: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+
+
+ALERT_SIGNALS = ("burst", "viral", "turned_complaint")
+
+
+@dataclass(frozen=True)
 class Alerts:
+    """Who hears of what, how often, and who next when nobody acts.
+
+    One alert covers one incident (a post and its copies and reposts). A later
+    post of the incident sends an update in the same mail thread when it raises
+    the level, doubles the reach, adds an affected owner or turns a grievance
+    into a complaint; updates wait ``cooldown_minutes`` after the last mail
+    about the incident unless they raise the level. A medium alert waits
+    ``medium_batch_minutes`` so that the copies of its first minutes go into
+    its first mail. No recipient gets more than ``max_per_recipient_hour``
+    mails in an hour, except one of a higher level than all of them.
+    ``signals`` lists the early warnings that alert besides the levels: a
+    problem starting to burst, a post forecast to go viral, a grievance turned
+    into a complaint. ``cause_departments`` adds departments by root cause
+    (product problems to the product team). ``escalation`` lists, per level,
+    the tiers of departments told in turn when an alert is not acknowledged
+    by its deadline, one more tier per deadline missed. The acknowledgement
+    link is signed with the secret in the environment variable
+    ``ack_secret_env``.
+
+    NOTE: alerts/policy.py implements these rules, but the job does not apply
+    them yet: it still sends one alert per post and level, by mail only.
+    """
+
     outbox: str = "data/outbox"
     sender: str = "烽火预警 <fenghuo@localhost>"
     review_url: str = "http://127.0.0.1:8000"
@@ -299,6 +353,15 @@ class Alerts:
     routing: dict[str, Route] = field(default_factory=dict)
     smtp: Smtp | None = None
     robots: tuple[Robot, ...] = ()
+    cooldown_minutes: float = 30.0
+    medium_batch_minutes: float = 10.0
+    max_per_recipient_hour: int = 10
+    quiet_hours: QuietHours | None = None
+    signals: tuple[Literal["burst", "viral", "turned_complaint"], ...] = ALERT_SIGNALS
+    cause_departments: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    escalation: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    ack_secret_env: str = "FENGHUO_ACK_SECRET"
+    digests: Digests = field(default_factory=Digests)
 
 
 @dataclass(frozen=True)
@@ -701,6 +764,7 @@ def _check(config: Config, path: Path) -> None:
             _check_address(address, f"alerts.routing.{level}.recipients", path)
     _check_address(alerts.sender, "alerts.sender", path)
     _check_robots(alerts.robots, path)
+    _check_alert_policy(alerts, config.timezone, path)
     for level in alerts.alert_levels:
         if level not in alerts.routing:
             raise ConfigError(
@@ -715,6 +779,80 @@ def _check(config: Config, path: Path) -> None:
                 f"{path}: alerts.routing.{level}: no recipients; give it departments "
                 "with recipients or recipients of its own"
             )
+
+
+def _check_alert_policy(alerts: Alerts, timezone: str, path: Path) -> None:
+    limits = (
+        ("cooldown_minutes", alerts.cooldown_minutes, 0, 24 * 60),
+        ("medium_batch_minutes", alerts.medium_batch_minutes, 0, 24 * 60),
+        ("max_per_recipient_hour", alerts.max_per_recipient_hour, 1, 10_000),
+    )
+    for name, value, low, high in limits:
+        if not low <= value <= high:
+            raise ConfigError(
+                f"{path}: alerts.{name}: expected a number from {low} to {high}; "
+                f"got {value}"
+            )
+    if alerts.quiet_hours is not None:
+        for name in ("start", "end"):
+            _check_clock(
+                getattr(alerts.quiet_hours, name), f"alerts.quiet_hours.{name}", path
+            )
+        if alerts.quiet_hours.start == alerts.quiet_hours.end:
+            raise ConfigError(
+                f"{path}: alerts.quiet_hours: start and end are the same time; "
+                "remove quiet_hours to send at every hour"
+            )
+    named = [
+        *(
+            (f"alerts.cause_departments.{cause}", departments)
+            for cause, departments in alerts.cause_departments.items()
+        ),
+        *(
+            (f"alerts.escalation.{level}[{i}]", tier)
+            for level, tiers in alerts.escalation.items()
+            for i, tier in enumerate(tiers)
+        ),
+        ("alerts.digests.departments", alerts.digests.departments),
+    ]
+    for key, departments in named:
+        for department in departments:
+            if department not in alerts.departments:
+                raise ConfigError(
+                    f"{path}: {key}: unknown department {department!r}; define it "
+                    "under alerts.departments"
+                )
+    for cause in alerts.cause_departments:
+        if cause not in ROOT_CAUSES:
+            raise ConfigError(
+                f"{path}: alerts.cause_departments.{cause}: unknown root cause; "
+                f"expected one of {', '.join(ROOT_CAUSES)}"
+            )
+    for level in alerts.escalation:
+        if level not in ("medium", "critical"):
+            raise ConfigError(
+                f"{path}: alerts.escalation.{level}: only medium and critical "
+                "alerts escalate"
+            )
+    for address in alerts.digests.recipients:
+        _check_address(address, "alerts.digests.recipients", path)
+    for name in ("daily", "weekly"):
+        line = getattr(alerts.digests, name)
+        if line.strip():
+            _check_cron(line, f"alerts.digests.{name}", path)
+    if not _ENV_NAME.fullmatch(alerts.ack_secret_env):
+        raise ConfigError(
+            f"{path}: alerts.ack_secret_env: expected an environment variable name; "
+            f"got {alerts.ack_secret_env!r}"
+        )
+
+
+_CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+def _check_clock(value: str, key: str, path: Path) -> None:
+    if not _CLOCK.fullmatch(value):
+        raise ConfigError(f"{path}: {key}: expected a time as HH:MM; got {value!r}")
 
 
 def _check_robots(robots: tuple[Robot, ...], path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import json
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from email.policy import default as default_policy
 from pathlib import Path
@@ -15,6 +16,7 @@ from click.testing import CliRunner
 from model_cache import shipped_model_path
 from sqlalchemy import select
 
+import config
 import pipeline
 from collectors import build_collector
 from storage import Store
@@ -451,6 +453,59 @@ def test_bad_config_names_key(tmp_path, change, expected):
     assert result.exit_code == 1
     assert expected in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("alerts", "expected"),
+    [
+        ({"cooldown_minutes": -1}, "alerts.cooldown_minutes: expected a number from"),
+        ({"max_per_recipient_hour": 0}, "alerts.max_per_recipient_hour: expected"),
+        (
+            {"quiet_hours": {"start": "25:00", "end": "07:00"}},
+            "alerts.quiet_hours.start: expected a time as HH:MM; got '25:00'",
+        ),
+        (
+            {"quiet_hours": {"start": "07:00", "end": "07:00"}},
+            "alerts.quiet_hours: start and end are the same time",
+        ),
+        ({"signals": ["rumour"]}, "alerts.signals[0]: expected one of burst"),
+        (
+            {"cause_departments": {"product": ["design"]}},
+            "alerts.cause_departments.product: unknown department 'design'",
+        ),
+        (
+            {"cause_departments": {"weather": ["pr"]}},
+            "alerts.cause_departments.weather: unknown root cause",
+        ),
+        (
+            {"escalation": {"critical": [["executives"], ["board"]]}},
+            "alerts.escalation.critical[1]: unknown department 'board'",
+        ),
+        (
+            {"escalation": {"normal": [["pr"]]}},
+            "alerts.escalation.normal: only medium and critical alerts escalate",
+        ),
+        (
+            {"digests": {"daily": "0 25 * * *"}},
+            "alerts.digests.daily: invalid cron line",
+        ),
+        (
+            {"digests": {"recipients": ["nobody"]}},
+            "alerts.digests.recipients: invalid email address",
+        ),
+        (
+            {"ack_secret_env": "ACK SECRET"},
+            "alerts.ack_secret_env: expected an environment variable name",
+        ),
+    ],
+)
+def test_bad_alert_policy_names_key(tmp_path, alerts, expected):
+    data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    data["alerts"].update(alerts)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(config.ConfigError, match=re.escape(expected)):
+        config.load(path)
 
 
 def test_duplicate_yaml_key_rejected(tmp_path):
