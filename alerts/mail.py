@@ -23,6 +23,7 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from alerts import policy
 from alerts.rules import AlertDecision
 from config import Smtp
 from items import (
@@ -107,6 +108,40 @@ class Composed:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """A mail's place in its alert's thread, and what the alert amounts to.
+
+    ``key`` names the message uniquely and stably (the alert's key and the
+    message's number), so a resend carries the same Message-ID. ``reasons``
+    are the update reasons of :mod:`alerts.policy` (empty for the first mail),
+    or ``ESCALATION``. ``parent`` and ``references`` are the Message-IDs the
+    reply headers name, and ``subject`` the first mail's subject, which every
+    reply repeats after "Re: " so that mail clients keep one thread.
+    """
+
+    key: str
+    reasons: tuple[str, ...] = ()
+    parent: str | None = None
+    references: tuple[str, ...] = ()
+    subject: str | None = None
+    ack_url: str | None = None
+    problem: str | None = None
+    people: int = 0
+    posts: int = 1
+    reach: int = 0
+
+
+ESCALATION = "escalation"
+_REASONS_ZH = {
+    policy.LEVEL_RAISED: "级别升至【{level}】",
+    policy.REACH_DOUBLED: "传播量翻倍，现共 {reach:,} 次互动",
+    policy.NEW_OWNER: "又有车主反映同一问题，现共 {people:,} 人",
+    policy.TURNED_COMPLAINT: "抱怨已转为投诉",
+    policy.FORECAST_VIRAL: "预计将大范围传播",
+}
+
+
 def compose(
     decision: AlertDecision,
     item: Item,
@@ -117,26 +152,38 @@ def compose(
     review_url: str,
     timezone: str,
     now: datetime,
+    thread: Thread | None = None,
 ) -> Composed:
-    """Build the alert email for one post, as RFC 5322 text with CRLF line ends."""
+    """Build the alert email for one post, as RFC 5322 text with CRLF line ends.
+
+    With ``thread``, the mail is that message of its alert: an update or an
+    escalation is a reply to the mail before it.
+    """
     grading = assessment.grading
     assert grading is not None, "only graded posts alert"
     zone = ZoneInfo(timezone)
+    thread = thread or Thread(key=decision.dedup_key)
 
     subject = _subject(decision, item, assessment)
-    message_id = _message_id(decision.dedup_key, sender)
+    if thread.subject:
+        subject = "Re: " + header_safe(thread.subject, 200)
+    message_id = _message_id(thread.key, sender)
     message = EmailMessage(policy=SMTP)
     message["Subject"] = subject
     message["From"] = _address(sender)
     message["To"] = [_address(r) for r in decision.recipients]
     message["Date"] = format_datetime(now)
     message["Message-ID"] = message_id
+    if thread.parent:
+        message["In-Reply-To"] = thread.parent
+        message["References"] = " ".join(thread.references or (thread.parent,))
     message["X-Fenghuo-Level"] = decision.level
     message["X-Fenghuo-Post"] = str(post_id)
 
     context = _Context(
         decision, item, assessment, post_id, review_url.rstrip("/"), zone, now
     )
+    context.thread = thread
     message.set_content(context.plain(), charset="utf-8")
     message.add_alternative(context.html(), subtype="html", charset="utf-8")
     return Composed(subject=subject, message_id=message_id, message=message.as_string())
@@ -194,11 +241,40 @@ class _Context:
         self.grading = assessment.grading
         self.link = f"{review_url}/posts/{post_id}"
         self.zone = zone
+        self.thread: Thread | None = None
 
     def when(self, moment: datetime | None) -> str:
         if moment is None:
             return "时间未知"
         return moment.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+
+    def update_line(self) -> str | None:
+        """Return what changed since the last mail, or None for the first mail."""
+        reasons = self.thread.reasons if self.thread else ()
+        if not reasons:
+            return None
+        if ESCALATION in reasons:
+            return "这条预警超过首次响应时限仍无人确认，按升级规则转给您。"
+        values = {
+            "level": LEVEL_NAMES_ZH[self.decision.level],
+            "reach": self.thread.reach,
+            "people": self.thread.people,
+        }
+        changes = [_REASONS_ZH[r].format(**values) for r in reasons if r in _REASONS_ZH]
+        return "更新：" + "；".join(changes) + "。"
+
+    def problem_line(self) -> str | None:
+        thread = self.thread
+        if thread is None or (not thread.problem and thread.posts <= 1):
+            return None
+        parts = []
+        if thread.problem:
+            parts.append(f"所属问题：{header_safe(thread.problem, 60)}")
+        if thread.people:
+            parts.append(f"{thread.people:,} 人反映")
+        if thread.posts > 1:
+            parts.append(f"本事件共 {thread.posts:,} 条帖子（含转发和复制）")
+        return "，".join(parts)
 
     def lead(self) -> str:
         level = LEVEL_NAMES_ZH[self.decision.level]
@@ -252,7 +328,13 @@ class _Context:
 
     def plain(self) -> str:
         reason = _chinese_punctuation(self.grading.reason)
-        lines = ["各位好，", "", self.lead(), "", f"原因：{reason}", "", "四个因子："]
+        lines = ["各位好，", ""]
+        if self.update_line():
+            lines += [self.update_line(), ""]
+        lines += [self.lead(), "", f"原因：{reason}"]
+        if self.problem_line():
+            lines.append(self.problem_line())
+        lines += ["", "四个因子："]
         lines += [f"- {line}" for line in self.factor_lines()]
         lines += [
             "",
@@ -267,6 +349,10 @@ class _Context:
             "",
             f"判断依据：{self.cue_line()}",
             f"在烽火中处理：{self.link}",
+        ]
+        if self.thread and self.thread.ack_url:
+            lines.append(f"确认收到（停止升级）：{self.thread.ack_url}")
+        lines += [
             "",
             f"—— 烽火预警（{self.strategy()}策略）",
         ]
@@ -279,15 +365,26 @@ class _Context:
         url = ""
         if self.item.url and self.item.url.startswith(("http://", "https://")):
             url = f'<p><a href="{e(self.item.url)}">原帖链接</a></p>'
+        update = (
+            f"<p><strong>{e(self.update_line())}</strong></p>\n"
+            if self.update_line()
+            else ""
+        )
+        problem = f"<p>{e(self.problem_line())}</p>\n" if self.problem_line() else ""
+        ack = ""
+        if self.thread and self.thread.ack_url:
+            ack = (
+                f'<p><a href="{e(self.thread.ack_url)}">确认收到（停止升级）</a></p>\n'
+            )
         return (
             "<!doctype html><html><body>\n"
-            f"<p>各位好，</p>\n<p><strong>{e(self.lead())}</strong></p>\n"
-            f"<p>原因：{e(_chinese_punctuation(self.grading.reason))}</p>\n"
+            f"<p>各位好，</p>\n{update}<p><strong>{e(self.lead())}</strong></p>\n"
+            f"<p>原因：{e(_chinese_punctuation(self.grading.reason))}</p>\n{problem}"
             f"<p>四个因子：</p><ul>{factors}</ul>\n"
             f"<p>原帖（{e(self.author_line())}）<br>{e(self.engagement_line())}</p>\n"
             f"<blockquote>{text}</blockquote>\n{url}"
             f"<p>判断依据：{e(self.cue_line())}</p>\n"
-            f'<p><a href="{e(self.link)}">在烽火中处理</a></p>\n'
+            f'<p><a href="{e(self.link)}">在烽火中处理</a></p>\n{ack}'
             f"<p>—— 烽火预警（{e(self.strategy())}策略）</p>\n</body></html>\n"
         )
 

@@ -9,7 +9,7 @@ from email.policy import default as default_policy
 
 import pytest
 
-from alerts.mail import compose, header_safe, write_eml
+from alerts.mail import Thread, compose, header_safe, write_eml
 from alerts.rules import AlertDecision, decide, route
 from config import Alerts, Department, Route
 from items import (
@@ -259,3 +259,91 @@ def test_cues_and_author_in_chinese():
     assert "渠道·报警「已报警」" in body
     assert "个人认证" in body
     assert "personal" not in body
+
+
+def build_in_thread(thread: Thread, level: str = "critical"):
+    item, assessment = make_item(), make_assessment(level=level)
+    decision = decide(item, assessment, SETTINGS)
+    composed = compose(
+        decision,
+        item,
+        assessment,
+        post_id=42,
+        sender=SETTINGS.sender,
+        review_url="http://127.0.0.1:8000",
+        timezone="Asia/Shanghai",
+        now=NOW,
+        thread=thread,
+    )
+    return composed, email.message_from_string(composed.message, policy=default_policy)
+
+
+def test_update_is_a_reply_in_the_same_thread():
+    first, first_parsed = build_in_thread(Thread(key="incident:3/0"), level="medium")
+    update, parsed = build_in_thread(
+        Thread(
+            key="incident:3/1",
+            reasons=("level raised", "another owner"),
+            parent=first.message_id,
+            references=(first.message_id,),
+            subject=first.subject,
+            people=4,
+        )
+    )
+    assert first_parsed["In-Reply-To"] is None
+    assert update.message_id != first.message_id
+    assert parsed["In-Reply-To"] == first.message_id
+    assert parsed["References"] == first.message_id
+    assert parsed["Subject"] == "Re: " + first.subject
+    body = parsed.get_body(("plain",)).get_content()
+    assert "更新：级别升至【危机】；又有车主反映同一问题，现共 4 人。" in body
+
+
+def test_message_id_is_stable_per_message():
+    once, _ = build_in_thread(Thread(key="incident:3/1"))
+    again, _ = build_in_thread(Thread(key="incident:3/1"))
+    other, _ = build_in_thread(Thread(key="incident:3/2"))
+    assert once.message_id == again.message_id
+    assert once.message_id != other.message_id
+
+
+def test_thread_subject_with_line_break_adds_no_header():
+    _, parsed = build_in_thread(
+        Thread(
+            key="k/1",
+            reasons=("reach doubled",),
+            parent="<a@b>",
+            subject="x\r\nBcc: evil@x.example",
+        )
+    )
+    assert parsed["Bcc"] is None
+    assert parsed["Subject"] == "Re: x Bcc: evil@x.example"
+
+
+def test_problem_people_and_ack_link_in_both_bodies():
+    thread = Thread(
+        key="incident:3/0",
+        problem="QC7 · 刹车异响<script>",
+        people=6,
+        posts=12,
+        ack_url="http://127.0.0.1:8000/alerts/9/ack?token=abc&x=1",
+    )
+    _, parsed = build_in_thread(thread)
+    plain = parsed.get_body(("plain",)).get_content()
+    markup = parsed.get_body(("html",)).get_content()
+    assert "所属问题：QC7 · 刹车异响<script>，6 人反映，本事件共 12 条帖子" in plain
+    assert (
+        "确认收到（停止升级）：http://127.0.0.1:8000/alerts/9/ack?token=abc&x=1"
+        in plain
+    )
+    assert "刹车异响&lt;script&gt;" in markup
+    assert "<script>" not in markup
+    assert 'href="http://127.0.0.1:8000/alerts/9/ack?token=abc&amp;x=1"' in markup
+
+
+def test_escalation_says_why_it_reaches_the_reader():
+    _, parsed = build_in_thread(
+        Thread(key="k/2", reasons=("escalation",), parent="<a@b>")
+    )
+    body = parsed.get_body(("plain",)).get_content()
+    assert "超过首次响应时限仍无人确认，按升级规则转给您" in body
