@@ -86,7 +86,7 @@ def make_assessment(
     )
 
 
-def build(item: Item, assessment: Assessment):
+def build(item: Item, assessment: Assessment, thread: Thread | None = None):
     decision = decide(item, assessment, SETTINGS)
     assert decision is not None
     composed = compose(
@@ -98,6 +98,7 @@ def build(item: Item, assessment: Assessment):
         review_url="http://127.0.0.1:8000/",
         timezone="Asia/Shanghai",
         now=NOW,
+        thread=thread,
     )
     parsed = email.message_from_string(composed.message, policy=default_policy)
     return composed, parsed
@@ -262,20 +263,7 @@ def test_cues_and_author_in_chinese():
 
 
 def build_in_thread(thread: Thread, level: str = "critical"):
-    item, assessment = make_item(), make_assessment(level=level)
-    decision = decide(item, assessment, SETTINGS)
-    composed = compose(
-        decision,
-        item,
-        assessment,
-        post_id=42,
-        sender=SETTINGS.sender,
-        review_url="http://127.0.0.1:8000",
-        timezone="Asia/Shanghai",
-        now=NOW,
-        thread=thread,
-    )
-    return composed, email.message_from_string(composed.message, policy=default_policy)
+    return build(make_item(), make_assessment(level=level), thread)
 
 
 def test_update_is_a_reply_in_the_same_thread():
