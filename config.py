@@ -273,9 +273,6 @@ class Robot:
     the environment variable named by ``url_env``, and the signing secret, if
     the robot checks signatures, from ``secret_env``. 企业微信 group robots
     have no signing.
-
-    NOTE: the job does not deliver alerts to robots yet; alerts go by mail
-    (alerts.outbox) only, and robots are read and checked at load.
     """
 
     name: str
@@ -338,8 +335,12 @@ class Alerts:
     link is signed with the secret in the environment variable
     ``ack_secret_env``.
 
-    NOTE: alerts/policy.py implements these rules, but the job does not apply
-    them yet: it still sends one alert per post and level, by mail only.
+    A delivery that fails for a temporary reason (a server down, a timeout)
+    is tried again with a growing wait until it is ``retry_hours`` old; after
+    that it counts as failed.
+
+    NOTE: alerts/policy.py implements the incident rules above, but the job
+    does not apply them yet: it still raises one alert per post and level.
     """
 
     outbox: str = "data/outbox"
@@ -353,6 +354,7 @@ class Alerts:
     routing: dict[str, Route] = field(default_factory=dict)
     smtp: Smtp | None = None
     robots: tuple[Robot, ...] = ()
+    retry_hours: float = 24.0
     cooldown_minutes: float = 30.0
     medium_batch_minutes: float = 10.0
     max_per_recipient_hour: int = 10
@@ -765,6 +767,11 @@ def _check(config: Config, path: Path) -> None:
     _check_address(alerts.sender, "alerts.sender", path)
     _check_robots(alerts.robots, path)
     _check_alert_policy(alerts, config.timezone, path)
+    if not 0 < alerts.retry_hours <= MAX_RESPONSE_HOURS:
+        raise ConfigError(
+            f"{path}: alerts.retry_hours: expected a positive number of hours of at "
+            f"most {MAX_RESPONSE_HOURS}; got {alerts.retry_hours}"
+        )
     for level in alerts.alert_levels:
         if level not in alerts.routing:
             raise ConfigError(

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,9 +22,12 @@ from pathlib import Path
 import click
 
 from alerts import rules
+from alerts.cards import card_for, card_to_json
 from alerts.health import health_notice
 from alerts.mail import compose
-from alerts.outbox import EmlTransport, SmtpTransport, Transport, deliver_pending
+from alerts.outbox import Senders, deliver_due, mail_channel, mail_deliveries
+from alerts.robots import RobotSender, RobotSetupError, robots_for_level
+from alerts.senders import EmlSender, SmtpSender
 from collectors import (
     Collector,
     CollectorError,
@@ -45,7 +49,7 @@ from nlp import Analyzer
 from nlp.segment import Segmenter
 from signals.problems import STATE_VERSION, Assignment, Problem, ProblemGrouper
 from signals.watch import Watch
-from storage import LockHeld, NewAlert, Saved, Store
+from storage import LockHeld, NewAlert, NewDelivery, NewMessage, Saved, Store
 from storage.rows import GroupingChanges, PostAssignment
 
 logger = logging.getLogger(__name__)
@@ -100,10 +104,11 @@ class Job:
         self.config = config
         self.store = store
         self.analyzer = make_analyzer(config)
-        self.transport = make_transport(config)
         self.stop = threading.Event()
         self._delivering = threading.Lock()
         self.delivery_errors = 0
+        # Robots whose setup failed, so that the error is logged once.
+        self._robot_errors: set[str] = set()
         self.recovery: SourceSummary | None = None
         self.segmenter = Segmenter.for_brand(config.brand)
         self._grouping = threading.Lock()
@@ -308,7 +313,7 @@ class Job:
             try:
                 grouping, problems = self._group(posts, assessments)
                 assessments, signals = self.watch.assess(posts, assessments, problems)
-                alerts = self._compose_alerts(posts, assessments)
+                alerts = self._compose_alerts(posts, assessments, problems)
                 saved = self.store.save_batch(
                     post_ids, assessments, alerts, grouping, signals
                 )
@@ -564,8 +569,13 @@ class Job:
         never analysed, grade again the posts whose new engagement was stored
         but not graded, and look for bursts.
 
-        The counts of the last recovery are kept in :attr:`recovery`.
+        Deliveries that a stopped job left marked sending become unconfirmed
+        first (see :meth:`storage.Store.mark_unconfirmed`), and pending mail
+        moves to the configured mail channel. The counts of the last recovery
+        are kept in :attr:`recovery`.
         """
+        self.store.mark_unconfirmed()
+        self.store.move_pending_mail(mail_channel(self.config.alerts))
         summary = SourceSummary("recovery")
         last_id = 0
         while batch := self.store.unassessed_posts(limit=500, after=last_id):
@@ -583,24 +593,26 @@ class Job:
         return recovered
 
     def _compose_alerts(
-        self, posts: list[tuple[int, Item]], assessments: list[Assessment]
+        self,
+        posts: list[tuple[int, Item]],
+        assessments: list[Assessment],
+        problems: dict[int, tuple[int, int]] | None = None,
     ) -> list[NewAlert]:
-        settings = self.config.alerts
+        """Build the alerts that the graded posts call for, each with its first
+        message.
+
+        ``problems`` gives a post's problem and how many people reported it,
+        for the robot card; the caller holds the grouping lock when it is given.
+        """
         now = datetime.now(UTC)
+        problem_of = self._problem_labels(problems)
         new_alerts = []
         for (post_id, item), assessment in zip(posts, assessments, strict=True):
-            decision = rules.decide(item, assessment, settings)
+            decision = rules.decide(item, assessment, self.config.alerts)
             if decision is None:
                 continue
-            composed = compose(
-                decision,
-                item,
-                assessment,
-                post_id=post_id,
-                sender=settings.sender,
-                review_url=settings.review_url,
-                timezone=self.config.timezone,
-                now=now,
+            message = self._first_message(
+                decision, (post_id, item), assessment, now, problem_of(post_id)
             )
             new_alerts.append(
                 NewAlert(
@@ -608,13 +620,76 @@ class Job:
                     dedup_key=decision.dedup_key,
                     level=decision.level,
                     kind=decision.kind,
-                    subject=composed.subject,
-                    recipients=decision.recipients,
-                    message_id=composed.message_id,
-                    message=composed.message,
+                    subject=message.subject,
+                    message=message,
+                    deadline=assessment.grading.deadline,
                 )
             )
         return new_alerts
+
+    def _first_message(
+        self,
+        decision: rules.AlertDecision,
+        post: tuple[int, Item],
+        assessment: Assessment,
+        now: datetime,
+        problem: tuple[str, int] | None,
+    ) -> NewMessage:
+        """Build an alert's first message: a mail to every recipient, and a
+        card to every robot that takes the alert's level."""
+        settings = self.config.alerts
+        post_id, item = post
+        composed = compose(
+            decision,
+            item,
+            assessment,
+            post_id=post_id,
+            sender=settings.sender,
+            review_url=settings.review_url,
+            timezone=self.config.timezone,
+            now=now,
+        )
+        card = card_for(
+            decision,
+            item,
+            assessment,
+            post_id=post_id,
+            review_url=settings.review_url,
+            problem=problem,
+        )
+        deliveries = mail_deliveries(mail_channel(settings), decision.recipients)
+        deliveries += tuple(
+            NewDelivery(robot.kind, robot.name)
+            for robot in robots_for_level(settings.robots, decision.level)
+        )
+        return NewMessage(
+            reason="new",
+            message_id=composed.message_id,
+            subject=composed.subject,
+            message=composed.message,
+            deliveries=deliveries,
+            card=card_to_json(card),
+        )
+
+    def _problem_labels(
+        self, problems: dict[int, tuple[int, int]] | None
+    ) -> Callable[[int], tuple[str, int] | None]:
+        """Return a lookup of a post's problem label and number of reporters.
+
+        Each label is computed once per batch, because a label reads all the
+        problem's counts.
+        """
+        labels: dict[int, str] = {}
+
+        def label_of(post_id: int) -> tuple[str, int] | None:
+            if not problems or post_id not in problems:
+                return None
+            problem_id, people = problems[post_id]
+            if problem_id not in labels:
+                labels[problem_id] = self._current_grouper().problem(problem_id).label
+            return labels[problem_id], people
+
+        return label_of
 
     def verify_lock(self) -> None:
         """Check that this job still holds the database's job lock.
@@ -633,29 +708,30 @@ class Job:
             raise
 
     def deliver(self) -> tuple[int, int]:
-        """Deliver pending alerts; return how many were sent and how many failed.
+        """Deliver the alert messages that are due; return how many deliveries
+        were sent and how many were not (failed, to be retried, or unconfirmed).
 
-        Only one thread delivers at a time: a second caller returns at once,
-        because two would read the same pending alerts and send them twice.
-        Delivery stops early when the job is stopping; what is left stays
-        pending in the database for the next start.
+        Only one thread delivers at a time, and a second caller returns at
+        once, so that the job holds one SMTP connection and sends the oldest
+        messages first. Delivery stops early when the job is stopping, and
+        what is left stays pending for the next run.
         """
         if not self._delivering.acquire(blocking=False):
             return 0, 0
-        sent = failed = 0
         try:
-            while not self.stop.is_set():
-                report = deliver_pending(
-                    self.store, self.transport, stop=self.stop.is_set
+            retry_time = timedelta(hours=self.config.alerts.retry_hours)
+            with make_senders(self.config, self._robot_errors) as senders:
+                report = deliver_due(
+                    self.store,
+                    senders,
+                    datetime.now(UTC),
+                    self.stop.is_set,
+                    retry_time=retry_time,
                 )
-                sent, failed = sent + report.sent, failed + report.failed
-                if report.sent == 0 or report.failed:
-                    break
         finally:
             self._delivering.release()
-        if failed:
-            self.delivery_errors += failed
-        return sent, failed
+        self.delivery_errors += report.unsuccessful
+        return report.sent, report.unsuccessful
 
 
 def _completes(shown: str, full: str) -> bool:
@@ -715,11 +791,35 @@ def make_analyzer(config: Config) -> Analyzer:
     return Analyzer(config.brand, config.thresholds, config.strategy, classifier)
 
 
-def make_transport(config: Config) -> Transport:
-    """Send by SMTP when it is configured, otherwise write .eml files."""
-    if config.alerts.smtp is not None:
-        return SmtpTransport(config.alerts.smtp)
-    return EmlTransport(config.resolve(config.alerts.outbox))
+def make_senders(config: Config, reported: set[str] | None = None) -> Senders:
+    """Build the senders of the configured alert channels.
+
+    Mail goes by SMTP when it is configured, otherwise into .eml files. A
+    robot whose webhook URL or secret is missing from the environment is
+    left out, so its deliveries wait. Its error is logged unless its name is
+    in ``reported``, and the name is added there.
+    """
+    reported = set() if reported is None else reported
+    settings = config.alerts
+    if settings.smtp is not None:
+        mail = SmtpSender(settings.smtp)
+    else:
+        mail = EmlSender(config.resolve(settings.outbox))
+    robots = {}
+    for robot in settings.robots:
+        try:
+            robots[robot.name] = RobotSender.from_config(
+                robot, http=config.http, timezone=config.timezone
+            )
+        except RobotSetupError as exc:
+            if robot.name not in reported:
+                logger.error(
+                    "robot not set up, its alerts wait robot=%s error=%s",
+                    robot.name,
+                    exc,
+                )
+            reported.add(robot.name)
+    return Senders(mail=mail, robots=robots)
 
 
 class _Progress:

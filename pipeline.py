@@ -183,7 +183,7 @@ def once(ctx: click.Context) -> None:
     if delivery_errors:
         click.echo(
             f"warning: {delivery_errors} alert deliveries failed (see the log); "
-            "the alerts stay pending and are retried at the next run",
+            "those that failed for a temporary reason are retried at a later run",
             err=True,
         )
     if any(summary.status == "failed" for summary in summaries):
@@ -505,7 +505,8 @@ def _format_status(report, job_running: bool, config: Config) -> str:
             levels = _counts(Counter(report.levels_by_kind[kind]), LEVELS)
             lines.append(f"  {kind + ':':<11} {levels}")
     lines.append(
-        f"alerts: {report.pending_alerts} pending, {report.failed_alerts} failed"
+        f"alerts: {report.pending_alerts} pending, {report.failed_alerts} failed, "
+        f"{report.unconfirmed_alerts} unconfirmed"
     )
     return "\n".join(lines)
 

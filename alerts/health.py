@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from alerts.mail import compose_notice, header_safe
+from alerts.outbox import mail_channel, mail_deliveries
 from config import Config
-from storage import NewAlert, RunRecord
+from storage import NewAlert, NewMessage, RunRecord
 
 # Characters of a run's error quoted in a notice.
 ERROR_CHARS = 300
@@ -72,13 +73,18 @@ def _notice(
     composed = compose_notice(
         key, subject, body, sender=settings.sender, recipients=recipients, now=now
     )
+    message = NewMessage(
+        reason="new",
+        message_id=composed.message_id,
+        subject=composed.subject,
+        message=composed.message,
+        deliveries=mail_deliveries(mail_channel(settings), recipients),
+    )
     return NewAlert(
         post_id=None,
         dedup_key=key,
         level="normal",
         kind="source",
         subject=composed.subject,
-        recipients=recipients,
-        message_id=composed.message_id,
-        message=composed.message,
+        message=message,
     )

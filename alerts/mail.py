@@ -1,4 +1,4 @@
-"""Alert emails: compose them, write them as .eml files, or send them by SMTP.
+"""Alert emails: compose them, write them as .eml files, or connect to an SMTP server.
 
 Everything that comes from a post is treated as hostile: header values are
 stripped of line breaks and control characters before they reach a header,
@@ -428,16 +428,13 @@ def write_eml(message: str, outbox: Path, name: str) -> Path:
     return target
 
 
-def send_smtp(
-    message: str, recipients: list[str], settings: Smtp, password: str | None
-) -> None:
-    """Send one message through the configured SMTP server.
+def open_smtp(settings: Smtp, password: str | None) -> smtplib.SMTP:
+    """Connect to the configured SMTP server, secure the session and log in.
 
-    The envelope sender is the login user when there is one, so that providers
-    which check it against the account accept the message.
+    ``settings.security`` is "tls" for implicit TLS, "starttls" to upgrade a
+    plain connection, or "none". Raises OSError for network and TLS errors
+    and ``smtplib.SMTPException`` for the server's refusals.
     """
-    envelope_from = settings.username or parseaddr(_header(message, "From"))[1]
-    envelope_to = [parseaddr(r)[1] for r in recipients]
     context = ssl.create_default_context()
     if settings.security == "tls":
         client = smtplib.SMTP_SSL(
@@ -450,12 +447,22 @@ def send_smtp(
         client = smtplib.SMTP(
             settings.host, settings.port, timeout=settings.timeout_seconds
         )
-    with client:
+    try:
         if settings.security == "starttls":
             client.starttls(context=context)
         if settings.username:
             client.login(settings.username, password or "")
-        client.sendmail(envelope_from, envelope_to, message.encode("ascii"))
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def envelope_sender(message: str, settings: Smtp) -> str:
+    """Return the envelope sender: the login user when there is one, else the
+    From address, so that providers which check it against the account accept
+    the message."""
+    return settings.username or parseaddr(_header(message, "From"))[1]
 
 
 def _header(message: str, name: str) -> str:

@@ -2,7 +2,7 @@
 
 This is the only package that runs SQL. :class:`Store` keeps posts,
 engagement snapshots, classifications, gradings, problems, early-warning
-signals, alerts with their deliveries, collector cursors and collection runs
+signals, alerts with their messages and deliveries, collector cursors and collection runs
 in a SQLite file (the default) or in PostgreSQL, with the same schema on both. Alembic migrations
 live in ``storage/migrations``, and :meth:`Store.migrate` applies them.
 
@@ -15,8 +15,16 @@ failures. A method that raises has written nothing.
 from .engine import MigrationError, alembic_config, create_store_engine
 from .lock import LockHeld
 from .records import (
+    AlertDetail,
     AlertRecord,
+    AlertSummary,
+    AttemptOutcome,
+    Claimed,
+    DeliveryRecord,
+    MessageRecord,
     NewAlert,
+    NewDelivery,
+    NewMessage,
     PostRecord,
     RunRecord,
     Saved,
@@ -25,13 +33,24 @@ from .records import (
     StatusReport,
     StoredBatch,
 )
-from .store import DELIVERY_CHANNELS, Store
+from .store import Store
+from .tables import DELIVERY_CHANNELS, MAIL_CHANNELS, ROBOT_CHANNELS
 
 __all__ = [
     "DELIVERY_CHANNELS",
+    "MAIL_CHANNELS",
+    "ROBOT_CHANNELS",
+    "AlertDetail",
     "AlertRecord",
+    "AlertSummary",
+    "AttemptOutcome",
+    "Claimed",
+    "DeliveryRecord",
     "LockHeld",
+    "MessageRecord",
     "NewAlert",
+    "NewDelivery",
+    "NewMessage",
     "PostRecord",
     "RunRecord",
     "Saved",

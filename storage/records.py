@@ -5,15 +5,53 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from items import Classification, Grading, Item, Relevance, Signal
+
+from .tables import MAIL_CHANNELS
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A recipient of a message on one channel.
+
+    ``channel`` is "smtp" or "eml" for a mail address, or the kind of a chat
+    robot ("wecom", "dingtalk", "feishu") for the configured robot's name.
+    """
+
+    channel: str
+    recipient: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message of an alert to store, with the deliveries that send it.
+
+    ``message`` is the whole RFC 5322 mail and ``message_id`` its Message-ID
+    header, unique among all messages. ``reason`` is a short text such as
+    "new", "level raised", "escalation", "resend" or "test". ``card``
+    contains the fields of a chat-robot card as JSON values, and the robot
+    deliveries need it.
+    """
+
+    reason: str
+    message_id: str
+    subject: str
+    message: str
+    deliveries: tuple[NewDelivery, ...]
+    in_reply_to: str | None = None
+    references: str | None = None
+    card: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NewAlert:
-    """An alert to store, with a ``dedup_key`` that makes a repeat of it a no-op.
+    """An alert to store with its first message, under a ``dedup_key`` that
+    makes a repeat of it a no-op.
 
-    ``post_id`` is None for an alert that is about no single post.
+    ``post_id`` is None for an alert that is about no single post, and
+    ``deadline`` is the first-response deadline, when there is one.
     """
 
     post_id: int | None
@@ -21,9 +59,8 @@ class NewAlert:
     level: str
     kind: str
     subject: str
-    recipients: tuple[str, ...]
-    message_id: str
-    message: str
+    message: NewMessage
+    deadline: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +98,7 @@ class SignalRecord:
 
 @dataclass(frozen=True, slots=True)
 class AlertRecord:
-    """A stored alert with its delivery state."""
+    """A stored alert and its handling state (open, acknowledged or closed)."""
 
     id: int
     post_id: int | None
@@ -69,15 +106,128 @@ class AlertRecord:
     level: str
     kind: str
     subject: str
-    recipients: tuple[str, ...]
+    status: str
+    deadline: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    escalation_tier: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """A stored message of an alert; ``sequence`` 0 is the first."""
+
+    id: int
+    alert_id: int
+    sequence: int
+    reason: str
     message_id: str
+    in_reply_to: str | None
+    references: str | None
+    subject: str
     message: str
+    card: Mapping[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """The delivery of one message through one channel to one recipient.
+
+    ``message`` is the id of the :class:`MessageRecord` it delivers.
+    ``status`` is pending, sending, sent, failed or unconfirmed, and
+    ``last_code`` is the SMTP reply code or robot error code of the last
+    attempt, when it gave one.
+    """
+
+    id: int
+    message: int
+    channel: str
+    recipient: str
     status: str
     attempts: int
-    created_at: datetime
-    last_attempt_at: datetime | None
-    sent_at: datetime | None
+    next_attempt_at: datetime | None
     last_error: str | None
+    last_code: int | None
+    sent_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """Deliveries marked sending for one run of the outbox.
+
+    ``messages`` contains the message of each delivery by its id, and
+    ``alerts`` the alert of each message by its id.
+    """
+
+    deliveries: tuple[DeliveryRecord, ...] = ()
+    messages: Mapping[int, MessageRecord] = field(default_factory=dict)
+    alerts: Mapping[int, AlertRecord] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """The outcome of one attempt at a claimed delivery, for the store to record.
+
+    ``status`` is "sent", "pending" for a temporary failure tried again at
+    ``next_attempt_at``, or "failed" for a failure that is not tried again.
+    ``code`` is the SMTP reply code or the robot's error code, when known.
+    """
+
+    delivery_id: int
+    status: str
+    detail: str = ""
+    code: int | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSummary:
+    """An alert with counts of its messages and of its deliveries by status.
+
+    ``failed_channels`` lists the channels with a failed delivery.
+    """
+
+    alert: AlertRecord
+    messages: int
+    deliveries: Mapping[str, int]
+    failed_channels: tuple[str, ...]
+
+    @property
+    def mail_failed(self) -> bool:
+        """Whether a mail delivery (smtp or eml) failed."""
+        return any(channel in MAIL_CHANNELS for channel in self.failed_channels)
+
+    @property
+    def delivery_state(self) -> str:
+        """The delivery state in a few words, the most urgent first.
+
+        "mail failed", "robot failed", "unconfirmed", "pending" (pending or
+        sending), "sent", or "no deliveries".
+        """
+        if self.mail_failed:
+            return "mail failed"
+        if self.failed_channels:
+            return "robot failed"
+        if self.deliveries.get("unconfirmed"):
+            return "unconfirmed"
+        if self.deliveries.get("pending") or self.deliveries.get("sending"):
+            return "pending"
+        if self.deliveries.get("sent"):
+            return "sent"
+        return "no deliveries"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDetail:
+    """A stored alert with all its messages and deliveries, in order."""
+
+    alert: AlertRecord
+    messages: tuple[MessageRecord, ...]
+    deliveries: tuple[DeliveryRecord, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +274,8 @@ class StatusReport:
     ``levels`` counts them by the level of the latest grading of that
     classification, and ``levels_by_kind`` splits the same counts by kind.
     Posts whose latest classification has no grading are not in the level counts.
+    The alert counts count alerts with at least one delivery that is pending
+    (or being sent), failed, or unconfirmed, so one alert may be in several.
     """
 
     sources: tuple[SourceStatus, ...]
@@ -133,6 +285,7 @@ class StatusReport:
     levels_by_kind: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     pending_alerts: int = 0
     failed_alerts: int = 0
+    unconfirmed_alerts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

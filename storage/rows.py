@@ -28,7 +28,7 @@ from items import (
     Signal,
 )
 
-from .records import AlertRecord, SignalRecord
+from .records import AlertRecord, DeliveryRecord, MessageRecord, SignalRecord
 
 logger = logging.getLogger(__name__)
 
@@ -342,15 +342,45 @@ def alert_from_row(row: Mapping[str, Any]) -> AlertRecord:
         level=row["level"],
         kind=row["kind"],
         subject=row["subject"],
-        recipients=tuple(row["recipients"]),
+        status=row["status"],
+        deadline=row["deadline"],
+        acknowledged_at=row["acknowledged_at"],
+        acknowledged_by=row["acknowledged_by"],
+        escalation_tier=row["escalation_tier"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def message_from_row(row: Mapping[str, Any]) -> MessageRecord:
+    return MessageRecord(
+        id=row["id"],
+        alert_id=row["alert_id"],
+        sequence=row["sequence"],
+        reason=row["reason"],
         message_id=row["message_id"],
+        in_reply_to=row["in_reply_to"],
+        references=row["references"],
+        subject=row["subject"],
         message=row["message"],
+        card=row["card"],
+        created_at=row["created_at"],
+    )
+
+
+def delivery_from_row(row: Mapping[str, Any]) -> DeliveryRecord:
+    return DeliveryRecord(
+        id=row["id"],
+        message=row["alert_message_id"],
+        channel=row["channel"],
+        recipient=row["recipient"],
         status=row["status"],
         attempts=row["attempts"],
-        created_at=row["created_at"],
-        last_attempt_at=row["last_attempt_at"],
-        sent_at=row["sent_at"],
+        next_attempt_at=row["next_attempt_at"],
         last_error=row["last_error"],
+        last_code=row["last_code"],
+        sent_at=row["sent_at"],
+        created_at=row["created_at"],
     )
 
 

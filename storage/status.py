@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, func, select
 
+from .alert_store import count_alerts_with
 from .records import SourceStatus, StatusReport
 from .tables import (
-    alerts,
     classifications,
     gradings,
     posts,
@@ -25,19 +25,15 @@ SKIP_WINDOW = timedelta(days=7)
 def read_status(connection: Connection) -> StatusReport:
     """Build the status report, which is consistent when run in one transaction."""
     kinds, levels, levels_by_kind = _assessment_counts(connection)
-    alert_counts = dict(
-        connection.execute(
-            select(alerts.c.status, func.count()).group_by(alerts.c.status)
-        ).all()
-    )
     return StatusReport(
         sources=_source_statuses(connection),
         posts=connection.execute(select(func.count()).select_from(posts)).scalar_one(),
         kinds=kinds,
         levels=levels,
         levels_by_kind=levels_by_kind,
-        pending_alerts=alert_counts.get("pending", 0),
-        failed_alerts=alert_counts.get("failed", 0),
+        pending_alerts=count_alerts_with(connection, ("pending", "sending")),
+        failed_alerts=count_alerts_with(connection, ("failed",)),
+        unconfirmed_alerts=count_alerts_with(connection, ("unconfirmed",)),
     )
 
 

@@ -5,24 +5,28 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from items import Assessment, Engagement, Grading, Item, KnownPost, Reread, Signal
 
-from . import rows
+from . import alert_store, rows
 from .engine import WRITE_LOCK_OPTION, create_store_engine, upgrade
 from .lock import HeldLock, job_lock
 from .records import (
-    AlertRecord,
+    AlertDetail,
+    AlertSummary,
+    AttemptOutcome,
+    Claimed,
     NewAlert,
+    NewMessage,
     PostRecord,
     RunRecord,
     Saved,
@@ -32,8 +36,6 @@ from .records import (
 )
 from .status import read_status
 from .tables import (
-    alert_deliveries,
-    alerts,
     classifications,
     collector_cursors,
     engagement_snapshots,
@@ -50,9 +52,8 @@ from .tables import (
 
 logger = logging.getLogger(__name__)
 
-DELIVERY_CHANNELS = ("eml", "smtp")
 FINISHED_RUN_STATUSES = ("ok", "partial", "failed")
-# Characters of a run error or delivery error kept in the database.
+# Characters of a run error kept in the database.
 MAX_ERROR_LENGTH = 2000
 # Keys per IN list when looking up stored posts, far below the bind parameter
 # limit of SQLite (32766 since 3.32) and PostgreSQL (65535).
@@ -818,114 +819,148 @@ class Store:
 
     # Alerts
 
-    def add_alerts(self, new_alerts: Sequence[NewAlert]) -> list[int | None]:
-        """Store alerts as pending, skipping those whose ``dedup_key`` is known.
+    def add_alerts(
+        self, new_alerts: Sequence[NewAlert], *, now: datetime | None = None
+    ) -> list[int | None]:
+        """Store alerts, each with its first message and that message's deliveries.
 
-        Returns the new alert id in the position of each alert, or None where
-        the key was already stored or appeared earlier in the batch. A
-        ``message_id`` that is already stored under another key raises
-        ``sqlalchemy.exc.IntegrityError`` and stores nothing.
+        Alerts whose ``dedup_key`` is known are skipped. Returns the new alert
+        id in the position of each alert, or None where the key was already
+        stored or appeared earlier in the batch. The deliveries are due at
+        ``now`` (default: the current time). A ``message_id`` that is already
+        stored raises ``sqlalchemy.exc.IntegrityError``, and an invalid
+        channel or recipient raises ValueError; either way nothing is stored.
         """
         with self._write() as connection:
-            return self._insert_alerts(connection, new_alerts, utcnow())
+            return alert_store.insert_alerts(
+                connection, self._insert, new_alerts, now or utcnow()
+            )
 
     def _insert_alerts(
         self, connection: Connection, new_alerts: Sequence[NewAlert], now: datetime
     ) -> list[int | None]:
-        positions: dict[str, int] = {}
-        for index, alert in enumerate(new_alerts):
-            positions.setdefault(alert.dedup_key, index)
-        result: list[int | None] = [None] * len(new_alerts)
-        if not positions:
-            return result
+        return alert_store.insert_alerts(connection, self._insert, new_alerts, now)
 
-        alert_rows = [_alert_row(new_alerts[i], now) for i in positions.values()]
-        statement = (
-            self._insert(alerts)
-            .on_conflict_do_nothing(index_elements=[alerts.c.dedup_key])
-            .returning(alerts.c.id, alerts.c.dedup_key)
-        )
-        for row in connection.execute(statement, alert_rows):
-            result[positions[row.dedup_key]] = row.id
-        return result
+    def add_message(
+        self, alert_id: int, message: NewMessage, *, now: datetime | None = None
+    ) -> int:
+        """Add a message to an alert, after its last one, with its deliveries.
 
-    def pending_alerts(self, limit: int = 100) -> list[AlertRecord]:
-        """Return up to ``limit`` alerts still to be delivered, oldest first."""
-        statement = (
-            select(alerts)
-            .where(alerts.c.status == "pending")
-            .order_by(alerts.c.created_at, alerts.c.id)
-            .limit(limit)
-        )
-        with self._read() as connection:
-            return [
-                rows.alert_from_row(row)
-                for row in connection.execute(statement).mappings()
-            ]
-
-    def record_delivery(
-        self,
-        alert_id: int,
-        *,
-        channel: str,
-        target: str,
-        ok: bool,
-        detail: str = "",
-        permanent: bool = False,
-    ) -> None:
-        """Record one delivery attempt and update the alert in the same transaction.
-
-        A success marks the alert sent. A failure counts the attempt, keeps the
-        error and leaves the alert pending for a retry, unless ``permanent``
-        marks it failed. An alert already sent stays sent. Raises ValueError for
-        an unknown channel and LookupError for an unknown alert.
+        Returns the id of the message. The alert's ``updated_at`` becomes
+        ``now``. Raises LookupError for an unknown alert, ValueError for an
+        invalid message and ``sqlalchemy.exc.IntegrityError`` for a
+        ``message_id`` already stored.
         """
-        if channel not in DELIVERY_CHANNELS:
-            raise ValueError(
-                f"unknown delivery channel {channel!r}; "
-                f"expected one of {', '.join(DELIVERY_CHANNELS)}"
-            )
-        now = utcnow()
-        values: dict[str, Any] = {
-            "attempts": alerts.c.attempts + 1,
-            "last_attempt_at": now,
-        }
-        if ok:
-            values.update(status="sent", sent_at=now)
-        else:
-            values["last_error"] = detail[:MAX_ERROR_LENGTH]
-            if permanent:
-                values["status"] = case(
-                    (alerts.c.status == "sent", "sent"), else_="failed"
-                )
-
         with self._write() as connection:
-            updated = connection.execute(
-                update(alerts).where(alerts.c.id == alert_id).values(**values)
-            )
-            if updated.rowcount == 0:
-                raise LookupError(f"alert {alert_id} not found")
-            connection.execute(
-                insert(alert_deliveries).values(
-                    alert_id=alert_id,
-                    channel=channel,
-                    target=target,
-                    attempted_at=now,
-                    status="sent" if ok else "failed",
-                    detail=detail,
-                )
+            return alert_store.add_message(
+                connection, alert_id, message, now or utcnow()
             )
 
-    def was_delivered(self, alert_id: int) -> bool:
-        """Return whether any delivery of the alert succeeded."""
-        statement = select(
-            select(alert_deliveries.c.id)
-            .where(alert_deliveries.c.alert_id == alert_id)
-            .where(alert_deliveries.c.status == "sent")
-            .exists()
-        )
+    def claim_deliveries(
+        self,
+        now: datetime,
+        *,
+        mail_channel: str | None,
+        robots: Collection[tuple[str, str]] = (),
+        max_messages: int = 20,
+    ) -> Claimed:
+        """Mark the deliveries due at ``now`` as sending and return them.
+
+        Only deliveries on ``mail_channel`` ("smtp" or "eml") and to the
+        ``robots`` given as (kind, name) are claimed. The marks commit before
+        anything is sent, so a crash leaves them sending, and
+        :meth:`mark_unconfirmed` finds them at the next start. See
+        :func:`storage.alert_store.claim_due` for the order.
+        """
+        with self._write() as connection:
+            return alert_store.claim_due(
+                connection,
+                now,
+                mail_channel=mail_channel,
+                robots=robots,
+                max_messages=max_messages,
+            )
+
+    def record_attempts(
+        self, outcomes: Sequence[AttemptOutcome], attempted_at: datetime
+    ) -> None:
+        """Record the outcomes of attempts at claimed deliveries, in one transaction.
+
+        A sent delivery is done. A pending one is tried again from its
+        ``next_attempt_at``, and a failed one never again. Each outcome adds a
+        row to the attempt log. Raises ValueError for an invalid outcome and
+        LookupError for a delivery that is not marked sending, and then
+        records nothing.
+        """
+        with self._write() as connection:
+            alert_store.record_attempts(connection, outcomes, attempted_at)
+
+    def release_deliveries(self, delivery_ids: Sequence[int]) -> None:
+        """Put claimed deliveries that were never attempted back to pending."""
+        with self._write() as connection:
+            alert_store.release(connection, delivery_ids)
+
+    def mark_unconfirmed(
+        self,
+        now: datetime | None = None,
+        *,
+        delivery_ids: Sequence[int] | None = None,
+        error: str | None = None,
+    ) -> list[int]:
+        """Mark the deliveries left sending as unconfirmed; return their ids.
+
+        Call it at start, before any delivery, while holding the job lock:
+        a delivery still marked sending then belongs to a job that stopped
+        between sending and recording, so the message may have arrived. An
+        unconfirmed delivery is not sent again automatically. ``delivery_ids``
+        limits the change to those deliveries, and ``error`` is kept with the
+        reason.
+        """
+        with self._write() as connection:
+            marked = alert_store.mark_unconfirmed(
+                connection, now or utcnow(), delivery_ids, error
+            )
+        if marked:
+            logger.warning(
+                "deliveries interrupted while sending marked unconfirmed count=%s "
+                "ids=%s",
+                len(marked),
+                marked[:20],
+            )
+        return marked
+
+    def move_pending_mail(self, channel: str) -> int:
+        """Send the pending mail deliveries through ``channel`` ("smtp" or "eml").
+
+        Deliveries are stored on the mail channel configured when their alert
+        was raised, so call this at start, after the configuration switched
+        between SMTP and .eml files. Returns how many moved.
+        """
+        with self._write() as connection:
+            moved = alert_store.move_pending_mail(connection, channel)
+        if moved:
+            logger.info(
+                "pending mail deliveries moved channel=%s count=%s", channel, moved
+            )
+        return moved
+
+    def list_alerts(
+        self, *, limit: int = 50, status: str | None = None, before: int | None = None
+    ) -> list[AlertSummary]:
+        """Return alerts newest first, each with its delivery state.
+
+        ``status`` keeps the alerts in one handling state (open, acknowledged,
+        closed), and ``before`` the alerts with a smaller id, for paging.
+        """
         with self._read() as connection:
-            return bool(connection.execute(statement).scalar_one())
+            return alert_store.list_alerts(
+                connection, limit=limit, status=status, before=before
+            )
+
+    def get_alert(self, alert_id: int) -> AlertDetail | None:
+        """Return an alert with all its messages and deliveries, or None."""
+        with self._read() as connection:
+            return alert_store.get_alert(connection, alert_id)
 
     # Collection runs and status
 
@@ -1031,22 +1066,6 @@ class Store:
         """Summarise sources, kinds, levels and alerts (see :class:`StatusReport`)."""
         with self._read() as connection:
             return read_status(connection)
-
-
-def _alert_row(alert: NewAlert, now: datetime) -> dict[str, Any]:
-    return {
-        "post_id": alert.post_id,
-        "dedup_key": alert.dedup_key,
-        "level": alert.level,
-        "kind": alert.kind,
-        "subject": alert.subject,
-        "recipients": list(alert.recipients),
-        "message_id": alert.message_id,
-        "message": alert.message,
-        "status": "pending",
-        "attempts": 0,
-        "created_at": now,
-    }
 
 
 def _first_positions(items: Sequence[Item]) -> dict[str, int]:

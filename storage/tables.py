@@ -34,8 +34,11 @@ from items import SIGNAL_KINDS
 # the rowid, which is what gives it automatic ids.
 ID = BigInteger().with_variant(Integer(), "sqlite")
 
-ALERT_STATUSES = ("pending", "sent", "failed")
-DELIVERY_STATUSES = ("sent", "failed")
+ALERT_STATUSES = ("open", "acknowledged", "closed")
+MAIL_CHANNELS = ("smtp", "eml")
+ROBOT_CHANNELS = ("wecom", "dingtalk", "feishu")
+DELIVERY_CHANNELS = MAIL_CHANNELS + ROBOT_CHANNELS
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "unconfirmed")
 RUN_STATUSES = ("running", "ok", "partial", "failed")
 # A server default for new boolean columns. Named here, because the Post class
 # has a column called text.
@@ -214,7 +217,13 @@ class GradingRow(Base):
 
 
 class Alert(Base):
-    """One alert message, kept until it has been delivered."""
+    """One alert about a post or a source, and its state as people handle it.
+
+    ``status`` is open, acknowledged or closed. ``deadline`` is the
+    first-response deadline, None for alerts without one (notices to
+    operations, alerts stored before deadlines were kept). The alert's
+    messages, the first and its updates, are in ``alert_messages``.
+    """
 
     __tablename__ = "alerts"
     __table_args__ = (
@@ -228,34 +237,90 @@ class Alert(Base):
     level: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(16))
     subject: Mapped[str] = mapped_column(Text)
-    recipients: Mapped[list[str]] = mapped_column(JSON)
-    message_id: Mapped[str] = mapped_column(String(255), unique=True)
-    # The whole RFC 5322 message, headers and body.
-    message: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
-    attempts: Mapped[int] = mapped_column(Integer)
+    deadline: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(Text)
+    escalation_tier: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime]
-    last_attempt_at: Mapped[datetime | None]
-    sent_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
 
 
-class AlertDelivery(Base):
-    """One attempt to deliver an alert through one channel."""
+class AlertMessage(Base):
+    """One message of an alert: the first (``sequence`` 0) or a later update.
 
-    __tablename__ = "alert_deliveries"
-    __table_args__ = (
-        CheckConstraint(_in("status", DELIVERY_STATUSES), "status"),
-        Index(None, "alert_id"),
-    )
+    ``message`` is the whole RFC 5322 mail, headers and body, sent unchanged
+    to every mail recipient. ``message_id`` is its Message-ID header, and an
+    update names the earlier messages in ``in_reply_to`` and ``references``.
+    ``card`` contains the fields of a chat-robot card, None for a message that
+    goes by mail only.
+    """
+
+    __tablename__ = "alert_messages"
+    __table_args__ = (UniqueConstraint("alert_id", "sequence"),)
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     alert_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alerts.id"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    in_reply_to: Mapped[str | None] = mapped_column(Text)
+    references: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime]
+
+
+class AlertDelivery(Base):
+    """The delivery of one message through one channel to one recipient.
+
+    ``recipient`` is a mail address for the mail channels (smtp, eml) and the
+    configured robot's name for the robot channels. A delivery is pending
+    until ``next_attempt_at``, sending once the outbox has claimed it, and
+    then sent or failed. It is unconfirmed when a sender stopped between
+    sending and recording the outcome, because the message may have arrived.
+    """
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("channel", DELIVERY_CHANNELS), "channel"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), "status"),
+        UniqueConstraint("alert_message_id", "channel", "recipient"),
+        Index(None, "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    alert_message_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("alert_messages.id")
+    )
     channel: Mapped[str] = mapped_column(String(16))
-    # A file path for "eml", the server for "smtp".
-    target: Mapped[str] = mapped_column(Text)
-    attempted_at: Mapped[datetime]
+    recipient: Mapped[str] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_code: Mapped[int | None] = mapped_column(Integer)
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class DeliveryAttempt(Base):
+    """One attempt at a delivery, successful or not.
+
+    ``code`` is the SMTP reply code or the robot's error code, when there was one.
+    """
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index(None, "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("alert_deliveries.id")
+    )
+    attempted_at: Mapped[datetime]
+    ok: Mapped[bool]
+    code: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(Text)
 
 
@@ -439,7 +504,9 @@ engagement_snapshots = EngagementSnapshot.__table__
 classifications = ClassificationRow.__table__
 gradings = GradingRow.__table__
 alerts = Alert.__table__
+alert_messages = AlertMessage.__table__
 alert_deliveries = AlertDelivery.__table__
+delivery_attempts = DeliveryAttempt.__table__
 collector_cursors = CollectorCursor.__table__
 source_runs = SourceRun.__table__
 source_skips = SourceSkip.__table__

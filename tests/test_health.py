@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 import pipeline
 from alerts.health import health_notice
-from storage import RunRecord, Store
+from storage import NewDelivery, RunRecord, Store
 from storage.tables import alerts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,9 +63,9 @@ def test_third_failure_in_a_row_raises_one_notice(config):
     )
     assert notice is not None
     assert notice.dedup_key == "source-stale:posts:100"
-    assert notice.recipients == ("ops@qicheng.example",)
+    assert notice.message.deliveries == (NewDelivery("eml", "ops@qicheng.example"),)
     assert "连续3次采集失败" in notice.subject
-    message = email.message_from_string(notice.message, policy=default_policy)
+    message = email.message_from_string(notice.message.message, policy=default_policy)
     assert "HTTP 403" in message.get_content()
 
 

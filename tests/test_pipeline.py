@@ -18,8 +18,9 @@ from sqlalchemy import select
 
 import config
 import pipeline
+from alerts.mail import compose_notice
 from collectors import build_collector
-from storage import Store
+from storage import NewAlert, NewDelivery, NewMessage, Store
 from storage.tables import incidents, problem_posts, problems
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -752,6 +753,50 @@ def test_outbox_failure_is_reported(tmp_path, database_url):
     assert "alert deliveries failed" in result.output
     with Store(database_url) as store:
         assert store.status().pending_alerts >= 1
+
+
+def stored_notice(store: Store, key: str) -> int:
+    composed = compose_notice(
+        key,
+        f"【烽火】{key}",
+        "正文\n",
+        sender="fenghuo@localhost",
+        recipients=("ops@qicheng.example",),
+        now=datetime.now(UTC),
+    )
+    message = NewMessage(
+        reason="new",
+        message_id=composed.message_id,
+        subject=composed.subject,
+        message=composed.message,
+        deliveries=(NewDelivery("eml", "ops@qicheng.example"),),
+    )
+    alert = NewAlert(None, key, "normal", "source", composed.subject, message)
+    return store.add_alerts([alert])[0]
+
+
+def test_once_leaves_interrupted_delivery_unconfirmed(tmp_path, database_url):
+    posts = write_jsonl(tmp_path / "posts.jsonl", [])
+    config_path = write_config(tmp_path, database_url, [demo_source(posts)])
+    with Store(database_url) as store:
+        store.migrate()
+        interrupted = stored_notice(store, "interrupted")
+        # A job that stopped after claiming, before recording, leaves this.
+        store.claim_deliveries(datetime.now(UTC), mail_channel="eml")
+        waiting = stored_notice(store, "waiting")
+
+    result = run_cli(config_path, "once")
+
+    assert result.exit_code == 0, result.output
+    with Store(database_url) as store:
+        [lost] = store.get_alert(interrupted).deliveries
+        [sent] = store.get_alert(waiting).deliveries
+        report = store.status()
+    assert lost.status == "unconfirmed"
+    assert sent.status == "sent"
+    assert report.unconfirmed_alerts == 1
+    files = list((tmp_path / "outbox").glob("*.eml"))
+    assert [path.name.endswith(f"-{waiting}.eml") for path in files] == [True]
 
 
 # Problems: the repost chain of one brake fault, posted an hour apart.

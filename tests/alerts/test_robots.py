@@ -79,20 +79,6 @@ def rendered(kind: str, payload: dict) -> str:
     return "\n".join(parts)
 
 
-@pytest.fixture
-def robots():
-    started: list[FakeRobot] = []
-
-    def start(kind: str, **options) -> FakeRobot:
-        robot = FakeRobot(kind, **options).start()
-        started.append(robot)
-        return robot
-
-    yield start
-    for robot in started:
-        robot.stop()
-
-
 def sender_for(robot: FakeRobot, secret: str | None = None, **options):
     return RobotSender(
         f"{robot.kind}-pr",

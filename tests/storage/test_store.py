@@ -26,10 +26,18 @@ from items import (
     NormalizedText,
     Relevance,
 )
-from storage import NewAlert, Store, alembic_config, create_store_engine, rows
+from storage import (
+    AttemptOutcome,
+    NewAlert,
+    NewDelivery,
+    NewMessage,
+    Store,
+    alembic_config,
+    create_store_engine,
+    rows,
+)
 from storage.engine import HEAD_REVISION, current_revision, downgrade, upgrade
 from storage.tables import (
-    alert_deliveries,
     classifications,
     engagement_snapshots,
     metadata,
@@ -110,16 +118,28 @@ def make_assessment(kind: str = "complaint", *, graded: bool = True) -> Assessme
 def make_alert(
     key: str, post_id: int | None, message_id: str | None = None
 ) -> NewAlert:
+    message = NewMessage(
+        reason="new",
+        message_id=message_id or f"<{key}@fenghuo.localhost>",
+        subject="【危机】QC7 刹车异响投诉",
+        message=f"Subject: alert {key}\r\n\r\nbody\r\n",
+        deliveries=(
+            NewDelivery("smtp", "pr@qicheng.example"),
+            NewDelivery("smtp", "exec@qicheng.example"),
+        ),
+    )
     return NewAlert(
         post_id=post_id,
         dedup_key=key,
         level="critical",
         kind="complaint",
         subject="【危机】QC7 刹车异响投诉",
-        recipients=("pr@qicheng.example", "exec@qicheng.example"),
-        message_id=message_id or f"<{key}@fenghuo.localhost>",
-        message=f"Subject: alert {key}\r\n\r\nbody\r\n",
+        message=message,
     )
+
+
+def alert_keys(store: Store) -> list[str]:
+    return [summary.alert.dedup_key for summary in reversed(store.list_alerts())]
 
 
 def count_rows(store: Store, table, **where: object) -> int:
@@ -420,129 +440,6 @@ def test_save_assessments_missing_factor(store: Store) -> None:
     assert count_rows(store, classifications) == 0
 
 
-# Alerts
-
-
-def test_add_alerts_dedup(store: Store) -> None:
-    [post_id] = store.add_items([make_item("1")])
-
-    first = store.add_alerts(
-        [
-            make_alert("k1", post_id),
-            make_alert("k2", None),
-            make_alert("k1", post_id, "<x@y>"),
-        ]
-    )
-    second = store.add_alerts([make_alert("k2", None), make_alert("k3", post_id)])
-
-    assert first[0] is not None
-    assert first[1] is not None
-    assert first[2] is None
-    assert second[0] is None
-    assert second[1] is not None
-    assert [alert.dedup_key for alert in store.pending_alerts()] == ["k1", "k2", "k3"]
-
-
-def test_alert_fields_round_trip(store: Store) -> None:
-    [post_id] = store.add_items([make_item("1")])
-    new = NewAlert(
-        post_id=post_id,
-        dedup_key="k1",
-        level="critical",
-        kind="complaint",
-        subject="【危机】QC7 刹车异响投诉",
-        recipients=("pr@qicheng.example", "exec@qicheng.example"),
-        message_id="<k1@fenghuo.localhost>",
-        message="X-Header: 1\r\n\r\n" + "正文" * 500_000,
-    )
-    [alert_id] = store.add_alerts([new])
-
-    [record] = store.pending_alerts()
-    assert record.id == alert_id
-    for field in NewAlert.__slots__:
-        assert getattr(record, field) == getattr(new, field), field
-    assert record.status == "pending"
-    assert record.attempts == 0
-    assert record.created_at.tzinfo is not None
-    assert record.last_attempt_at is None
-    assert record.sent_at is None
-    assert record.last_error is None
-
-
-def test_add_alerts_conflicting_message_id(store: Store) -> None:
-    store.add_alerts([make_alert("k1", None, "<same@fenghuo>")])
-
-    with pytest.raises(IntegrityError):
-        store.add_alerts(
-            [make_alert("k2", None), make_alert("k3", None, "<same@fenghuo>")]
-        )
-
-    assert [alert.dedup_key for alert in store.pending_alerts()] == ["k1"]
-
-
-def test_pending_alerts_limit(store: Store) -> None:
-    store.add_alerts([make_alert(f"k{i}", None) for i in range(5)])
-
-    assert [alert.dedup_key for alert in store.pending_alerts(limit=2)] == ["k0", "k1"]
-
-
-def test_failed_delivery_keeps_alert_pending(store: Store) -> None:
-    [alert_id] = store.add_alerts([make_alert("k1", None)])
-
-    store.record_delivery(
-        alert_id, channel="smtp", target="127.0.0.1:2525", ok=False, detail="timed out"
-    )
-
-    [record] = store.pending_alerts()
-    assert record.status == "pending"
-    assert record.attempts == 1
-    assert record.last_error == "timed out"
-    assert record.last_attempt_at is not None
-    assert record.sent_at is None
-    assert store.was_delivered(alert_id) is False
-
-
-def test_successful_delivery_marks_sent(store: Store) -> None:
-    [alert_id] = store.add_alerts([make_alert("k1", None)])
-    store.record_delivery(alert_id, channel="smtp", target="smtp.example", ok=False)
-
-    store.record_delivery(alert_id, channel="eml", target="/data/outbox/1.eml", ok=True)
-
-    assert store.pending_alerts() == []
-    assert store.was_delivered(alert_id) is True
-    assert count_rows(store, alert_deliveries, alert_id=alert_id) == 2
-    assert count_rows(store, alert_deliveries, alert_id=alert_id, status="sent") == 1
-    assert store.status().pending_alerts == 0
-
-
-def test_permanent_failure_marks_failed(store: Store) -> None:
-    [alert_id] = store.add_alerts([make_alert("k1", None)])
-
-    store.record_delivery(
-        alert_id,
-        channel="smtp",
-        target="smtp.example",
-        ok=False,
-        detail="550 mailbox unavailable",
-        permanent=True,
-    )
-
-    assert store.pending_alerts() == []
-    assert store.was_delivered(alert_id) is False
-    assert store.status().failed_alerts == 1
-
-
-def test_record_delivery_rejects_unknown(store: Store) -> None:
-    [alert_id] = store.add_alerts([make_alert("k1", None)])
-
-    with pytest.raises(LookupError, match="alert 999 not found"):
-        store.record_delivery(999, channel="smtp", target="x", ok=True)
-    with pytest.raises(ValueError, match="unknown delivery channel 'fax'"):
-        store.record_delivery(alert_id, channel="fax", target="x", ok=True)
-
-    assert count_rows(store, alert_deliveries) == 0
-
-
 # Runs and status
 
 
@@ -632,11 +529,18 @@ def test_status_counts(store: Store) -> None:
     )
     second = store.start_run("weibo-rss")
     store.finish_run(second, status="ok", fetched=6, new=6, duplicates=0, bad=2)
-    [pending, failed, sent] = store.add_alerts(
-        [make_alert(f"k{i}", None) for i in range(3)]
+    store.add_alerts([make_alert(f"k{i}", None) for i in range(3)], now=T0)
+    claimed = store.claim_deliveries(T0, mail_channel="smtp", max_messages=3)
+    first, second, failed, waiting, sent, also_sent = [d.id for d in claimed.deliveries]
+    store.release_deliveries([first, second, waiting])
+    store.record_attempts(
+        [
+            AttemptOutcome(failed, "failed", "550 no such user", 550),
+            AttemptOutcome(sent, "sent"),
+            AttemptOutcome(also_sent, "sent"),
+        ],
+        T0,
     )
-    store.record_delivery(failed, channel="smtp", target="s", ok=False, permanent=True)
-    store.record_delivery(sent, channel="eml", target="f", ok=True)
 
     report = store.status()
 
@@ -653,8 +557,9 @@ def test_status_counts(store: Store) -> None:
         "complaint": {"medium": 1, "critical": 1},
         "grievance": {"medium": 1},
     }
-    assert report.pending_alerts == 1
+    assert report.pending_alerts == 2
     assert report.failed_alerts == 1
+    assert report.unconfirmed_alerts == 0
     [reddit, weibo] = report.sources
     assert (reddit.name, reddit.posts, reddit.last_status) == ("reddit", 1, None)
     assert (weibo.name, weibo.posts, weibo.last_status) == ("weibo-rss", 6, "ok")
@@ -801,7 +706,7 @@ def test_alerts_save_with_assessments(store: Store) -> None:
 
     assert alert_ids[0] is not None
     assert store.unassessed_posts() == []
-    assert [alert.dedup_key for alert in store.pending_alerts()] == ["k1"]
+    assert alert_keys(store) == ["k1"]
 
 
 def test_assessments_and_alerts_commit_together(store: Store) -> None:
@@ -815,7 +720,7 @@ def test_assessments_and_alerts_commit_together(store: Store) -> None:
         store.save_assessments([post_id], [make_assessment()], clashing)
 
     assert store.unassessed_posts() != []
-    assert store.pending_alerts() == []
+    assert alert_keys(store) == []
 
 
 # One row per platform and native post id
