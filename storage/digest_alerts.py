@@ -1,9 +1,10 @@
 """The alert figures of the digests: overdue alerts and time to acknowledge.
 
-They read three columns of ``alerts`` that the alert tables are getting:
-``deadline`` (the response deadline), ``status`` with the values open,
-acknowledged and closed, and ``acknowledged_at``. A database whose alerts
-table lacks any of them gives empty figures with ``available`` False.
+They read three columns of ``alerts``: ``deadline`` (the response
+deadline), ``status`` (open, acknowledged or closed) and ``acknowledged_at``.
+A table without them (a database not yet migrated past 0009, as a reader
+with its own connection may see) gives empty figures with ``available``
+False.
 """
 
 from __future__ import annotations

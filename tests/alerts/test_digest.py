@@ -5,17 +5,19 @@ from __future__ import annotations
 import email
 import math
 import re
+import smtplib
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 from aiosmtpd.controller import Controller
-from test_smtp import Recorder, free_port
+from test_outbox import MailServer, free_port
 
 import pipeline
 from alerts.digest import (
@@ -24,8 +26,7 @@ from alerts.digest import (
     compose_weekly,
     digest_recipients,
 )
-from alerts.mail import send_smtp
-from config import Alerts, Department, Digests, Smtp
+from config import Alerts, Department, Digests
 from items import Author, Engagement, Item
 from job import SourceSummary
 from storage import Store
@@ -414,7 +415,7 @@ def collected(index: int, text: str, posted: datetime) -> Item:
 
 @pytest.fixture
 def smtp_server():
-    recorder = Recorder()
+    recorder = MailServer()
     controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
     controller.start()
     yield controller, recorder
@@ -450,8 +451,9 @@ def test_daily_digest_from_job_arrives_whole(tmp_path, smtp_server):
     }
 
     composed = compose_daily(data, config.alerts, now=now)
-    settings = Smtp(host="127.0.0.1", port=controller.port, security="none")
-    send_smtp(composed.message, list(digest_recipients(config.alerts)), settings, None)
+    recipients = [parseaddr(r)[1] for r in digest_recipients(config.alerts)]
+    with smtplib.SMTP("127.0.0.1", controller.port) as client:
+        client.sendmail("fenghuo@localhost", recipients, composed.message.encode())
 
     [envelope] = recorder.envelopes
     assert envelope.rcpt_tos == ["quality@brand.example"]

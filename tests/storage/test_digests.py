@@ -450,14 +450,14 @@ def test_previous_day_and_week_are_local():
 # -- Alert figures ----------------------------------------------------------------
 
 
-def test_alert_figures_empty_without_columns(store):
+def test_alert_figures_without_alerts(store):
     data = read_day(store)
     with store.engine.connect() as connection:
         figures = read_alert_figures(connection, on_day(0, 0), on_day(1, 0), READ_AT)
 
-    assert figures == AlertFigures.empty()
-    assert not figures.available
-    assert data.alerts == AlertFigures.empty()
+    assert figures.available
+    assert figures.overdue_total == 0
+    assert data.alerts == figures
 
 
 def future_alerts_table() -> Table:
