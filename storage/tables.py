@@ -515,3 +515,7 @@ incidents = IncidentRow.__table__
 problem_posts = ProblemPost.__table__
 incident_authors = IncidentAuthor.__table__
 signals = SignalRow.__table__
+
+# The review page's tables live in their own module and share this metadata.
+# Imported last, because that module imports Base from this one.
+from . import web_tables  # noqa: E402, F401

@@ -1,0 +1,101 @@
+"""The tables of the review page: accounts, sessions, login attempts, audit log.
+
+They share the metadata of :mod:`storage.tables`, which imports this module,
+so that Alembic and the schema tests see every table.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .tables import FALSE, ID, Base, _in
+
+ROLES = ("viewer", "analyst", "lead")
+
+
+class User(Base):
+    """An account of the review page.
+
+    ``password_hash`` is an argon2id hash in the PHC string format. A disabled
+    user cannot log in and has no sessions.
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), "role"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    disabled: Mapped[bool] = mapped_column(server_default=FALSE)
+
+
+class UserSession(Base):
+    """A signed-in browser, stored under the SHA-256 of its cookie value.
+
+    Only the hash is stored, so that a copy of the database gives no way into
+    the page. ``csrf_token`` is the value every form of the session carries.
+    """
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index(None, "user_id"), Index(None, "expires_at"))
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    csrf_token: Mapped[str] = mapped_column(String(64))
+
+
+class LoginAttempt(Base):
+    """One login attempt, counted by name and by address to throttle guessing.
+
+    ``name`` is the name as typed (lower-cased, cut to 64 characters), whether
+    or not such a user exists.
+    """
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index(None, "name", "at"),
+        Index(None, "address", "at"),
+        Index(None, "at"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    ok: Mapped[bool]
+
+
+class AuditEntry(Base):
+    """One action in the audit trail. Rows are only ever added.
+
+    ``actor`` is the user's name at the time, or None for the command line and
+    for attempts without a logged-in user. ``subject_type`` and ``subject_id`` name
+    what the action was about (a post, a user), when it was about anything.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "at"), Index(None, "subject_type", "subject_id"))
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    actor: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str | None] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]]
+
+
+users = User.__table__
+sessions = UserSession.__table__
+login_attempts = LoginAttempt.__table__
+audit_log = AuditEntry.__table__
