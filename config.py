@@ -451,6 +451,49 @@ class Storage:
 
 
 @dataclass(frozen=True)
+class Web:
+    """The review page's server (``pipeline.py serve``).
+
+    Sessions end ``session_hours`` after login. ``secure_cookies`` "auto"
+    marks cookies Secure when the request came over TLS. ``behind_proxy``
+    trusts the X-Forwarded-For and X-Forwarded-Proto headers of one reverse
+    proxy in front, which must then be the only way in.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    session_hours: float = 12.0
+    secure_cookies: Literal["auto", True, False] = "auto"
+    behind_proxy: bool = False
+
+
+MAX_SESSION_HOURS = 24 * 30
+
+
+def _check_web(web: Web, path: Path) -> None:
+    host = web.host
+    if not host or any(c.isspace() or not c.isprintable() for c in host):
+        raise ConfigError(
+            f"{path}: web.host: expected an address such as 127.0.0.1; got {host!r}"
+        )
+    if not 1 <= web.port <= 65535:
+        raise ConfigError(
+            f"{path}: web.port: expected a TCP port from 1 to 65535; got {web.port}"
+        )
+    if not 0 < web.session_hours <= MAX_SESSION_HOURS:
+        raise ConfigError(
+            f"{path}: web.session_hours: expected a positive number of hours of at "
+            f"most {MAX_SESSION_HOURS} (30 days); got {web.session_hours}"
+        )
+    # YAML 1 and 0 compare equal to true and false, so the type is checked too.
+    if not (web.secure_cookies == "auto" or isinstance(web.secure_cookies, bool)):
+        raise ConfigError(
+            f"{path}: web.secure_cookies: expected auto, true or false; "
+            f"got {web.secure_cookies!r}"
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     brand: Brand
     sources: tuple[Source, ...]
@@ -468,6 +511,7 @@ class Config:
     http: Http = field(default_factory=Http)
     health: Health = field(default_factory=Health)
     refresh: Refresh = field(default_factory=Refresh)
+    web: Web = field(default_factory=Web)
     # Folder that relative paths in this file are read from; set by the loader.
     base_dir: str = "."
     # The file this config was read from; set by the loader.
@@ -737,6 +781,7 @@ def _check(config: Config, path: Path) -> None:
     _check_http(config.http, path)
     _check_health(config, path)
     _check_refresh(config.refresh, path)
+    _check_web(config.web, path)
     for i, source in enumerate(config.sources):
         if source.detail is not None:
             _check_detail(source, f"sources[{i}].detail", path)
