@@ -1,4 +1,4 @@
-"""Fenghuo's command line: once, run, status, evaluate and train.
+"""Fenghuo's command line: once, run, status, evaluate, train, serve and users.
 
 It loads config.yaml, opens the store and hands over to the job (job.py) for
 one pass over the sources, or to the scheduled service (service.py). Nothing
@@ -35,6 +35,7 @@ from nlp import Analyzer
 from service import next_run_time, serve
 from storage import LockHeld, MigrationError, SignalRecord, Store
 from storage.rows import ProblemSummary
+from web.commands import make_commands
 
 DEV_LABELS = Path(__file__).resolve().parent.parent / "shared" / "eval" / "dev.jsonl"
 
@@ -592,6 +593,10 @@ def _utc(moment: datetime | None) -> str | None:
         return None
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
+
+# The review page's commands live in web/commands.py.
+for web_command in make_commands(_start, open_store, common_options):
+    cli.add_command(web_command)
 
 if __name__ == "__main__":
     cli()

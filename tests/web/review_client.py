@@ -1,0 +1,60 @@
+"""Helpers of the review page's tests: config, a settable clock, logging in."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bs4 import BeautifulSoup
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+import config as config_module
+from config import Config, Storage, Web
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery"
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A settable time source for the app."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, span: timedelta) -> None:
+        self.now += span
+
+
+def make_config(database_url: str, **web: object) -> Config:
+    loaded = config_module.load(ROOT / "config.yaml")
+    return dataclasses.replace(
+        loaded, storage=Storage(url=database_url), web=Web(**web)
+    )
+
+
+def form_token(response: TestResponse) -> str:
+    """Return the CSRF token of the first form on a page."""
+    soup = BeautifulSoup(response.get_data(as_text=True), "html.parser")
+    field = soup.find("input", attrs={"name": "csrf_token"})
+    assert field is not None, "no csrf_token field on the page"
+    return field["value"]
+
+
+def log_in(
+    client: FlaskClient,
+    name: str,
+    password: str = PASSWORD,
+    next_target: str | None = None,
+) -> TestResponse:
+    """Open the login page and submit it, as a browser does."""
+    page = client.get("/login")
+    form = {"csrf_token": form_token(page), "name": name, "password": password}
+    if next_target is not None:
+        form["next"] = next_target
+    return client.post("/login", data=form)
