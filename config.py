@@ -811,6 +811,8 @@ def _check(config: Config, path: Path) -> None:
             _check_address(address, f"alerts.routing.{level}.recipients", path)
     _check_address(alerts.sender, "alerts.sender", path)
     _check_robots(alerts.robots, path)
+    if alerts.smtp is not None:
+        _check_smtp(alerts.smtp, path)
     _check_alert_policy(alerts, config.timezone, path)
     if not 0 < alerts.retry_hours <= MAX_RESPONSE_HOURS:
         raise ConfigError(
@@ -831,6 +833,29 @@ def _check(config: Config, path: Path) -> None:
                 f"{path}: alerts.routing.{level}: no recipients; give it departments "
                 "with recipients or recipients of its own"
             )
+
+
+def _check_smtp(smtp: Smtp, path: Path) -> None:
+    if not smtp.host.strip() or any(c.isspace() for c in smtp.host):
+        raise ConfigError(
+            f"{path}: alerts.smtp.host: expected a host name or address; "
+            f"got {smtp.host!r}"
+        )
+    if not 1 <= smtp.port <= 65535:
+        raise ConfigError(
+            f"{path}: alerts.smtp.port: expected a port from 1 to 65535; got {smtp.port}"
+        )
+    # smtplib reads a timeout of 0 as a non-blocking socket, which it rejects.
+    if not 0 < smtp.timeout_seconds <= 600:
+        raise ConfigError(
+            f"{path}: alerts.smtp.timeout_seconds: expected a number of seconds "
+            f"above 0 and at most 600; got {smtp.timeout_seconds}"
+        )
+    if not _ENV_NAME.fullmatch(smtp.password_env):
+        raise ConfigError(
+            f"{path}: alerts.smtp.password_env: expected an environment variable "
+            f"name; got {smtp.password_env!r}"
+        )
 
 
 def _check_alert_policy(alerts: Alerts, timezone: str, path: Path) -> None:

@@ -117,6 +117,13 @@ class WordTable:
         self.firsts = np.asarray(firsts, dtype=np.int64)
         self.seconds = np.asarray(seconds, dtype=np.int64)
         self.ids = {word: index for index, word in enumerate(self.words)}
+        count = len(self.words)
+        valid = self.firsts.shape == self.seconds.shape and (
+            ((self.firsts >= 0) & (self.firsts < count)).all()
+            and ((self.seconds >= -1) & (self.seconds < count)).all()
+        )
+        if not valid:
+            raise ValueError("word ids out of range for the vocabulary")
         columns = np.arange(len(self.firsts), dtype=np.int64)
         single = self.seconds < 0
         self._single_columns = np.full(len(self.words), -1, dtype=np.int64)

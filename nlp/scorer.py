@@ -85,6 +85,14 @@ class Scorer:
                 f"coefficients of shape {self._coef.shape} for {len(self.classes)} "
                 f"classes and {width} features"
             )
+        if self._intercept.shape != (len(self.classes),):
+            raise ValueError(
+                f"intercepts of shape {self._intercept.shape} for "
+                f"{len(self.classes)} classes"
+            )
+        arrays = (self._coef, self._intercept, self._words.idf, self._chars.idf)
+        if not all(np.isfinite(array).all() for array in arrays):
+            raise ValueError("coefficients or idf values that are not finite")
         self.width = width
 
     def transform(self, rows: Sequence[tuple[str, dict]]) -> SparseRows:

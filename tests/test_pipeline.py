@@ -498,6 +498,15 @@ def test_bad_config_names_key(tmp_path, change, expected):
             {"ack_secret_env": "ACK SECRET"},
             "alerts.ack_secret_env: expected an environment variable name",
         ),
+        (
+            {"smtp": {"host": "127.0.0.1", "timeout_seconds": 0}},
+            "alerts.smtp.timeout_seconds: expected a number of seconds above 0",
+        ),
+        ({"smtp": {"host": ""}}, "alerts.smtp.host: expected a host name"),
+        (
+            {"smtp": {"host": "127.0.0.1", "port": 70000}},
+            "alerts.smtp.port: expected a port from 1 to 65535; got 70000",
+        ),
     ],
 )
 def test_bad_alert_policy_names_key(tmp_path, alerts, expected):

@@ -186,3 +186,13 @@ def test_scorer_rejects_a_broken_state(trained, brand):
         Scorer({**state, "words": None}, segmenter)
     with pytest.raises(ValueError, match="coefficients of shape"):
         Scorer({**state, "coef": state["coef"][:, :-1]}, segmenter)
+    with pytest.raises(ValueError, match="intercepts of shape"):
+        Scorer({**state, "intercept": state["intercept"][:2]}, segmenter)
+    with_nan = state["coef"].copy()
+    with_nan[0, 3] = np.nan
+    with pytest.raises(ValueError, match="not finite"):
+        Scorer({**state, "coef": with_nan}, segmenter)
+    firsts = state["words"]["firsts"].copy()
+    firsts[0] = 10**9
+    with pytest.raises(ValueError, match="word ids out of range"):
+        Scorer({**state, "words": {**state["words"], "firsts": firsts}}, segmenter)
