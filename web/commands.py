@@ -89,14 +89,21 @@ def _run_server(config: Config, store: Store, host: str, port: int) -> None:
 
     from .app import create_app
 
-    server = create_server(
-        create_app(config, store),
-        host=host,
-        port=port,
-        ident="fenghuo",
-        # Behind a proxy, the app itself reads its X-Forwarded-* headers.
-        clear_untrusted_proxy_headers=not config.web.behind_proxy,
-    )
+    try:
+        server = create_server(
+            create_app(config, store),
+            host=host,
+            port=port,
+            ident="fenghuo",
+            # Behind a proxy, the app itself reads its X-Forwarded-* headers.
+            clear_untrusted_proxy_headers=not config.web.behind_proxy,
+        )
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise click.ClickException(
+            f"web.host/web.port: cannot listen on {host}:{port} ({reason}); "
+            "choose a free port or an address of this machine"
+        ) from None
     _warn_if_exposed(config, host)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     click.echo(f"review page on http://{_url_host(host)}:{server.effective_port}/")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from storage.queue import QUEUE_LEVELS, QueueKey
 
@@ -52,4 +52,10 @@ def decode_key(value: str) -> QueueKey:
         raise ValueError("invalid page cursor: post id out of range")
     if key.deadline.tzinfo is None or key.posted_at.tzinfo is None:
         raise ValueError("invalid page cursor: times without a UTC offset")
+    try:
+        # A time near year 1 or 9999 with an offset has no UTC equivalent.
+        key.deadline.astimezone(UTC)
+        key.posted_at.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("invalid page cursor: time out of range") from None
     return key

@@ -32,7 +32,7 @@ from items import (
 from signals.problems import STATE_VERSION, Incident, Problem
 from storage import Store, create_store_engine
 from storage import store as store_module
-from storage.digest_alerts import AlertFigures, OverdueAlert, read_alert_figures
+from storage.digest_alerts import OverdueAlert, read_alert_figures
 from storage.digests import (
     EXCERPT_CHARS,
     DailyDigest,
