@@ -316,7 +316,7 @@ ALERT_SIGNALS = ("burst", "viral", "turned_complaint")
 
 @dataclass(frozen=True)
 class Alerts:
-    """Who hears of what, how often, and who next when nobody acts.
+    """Alert recipients, how often they get mail, and escalation when no one acknowledges.
 
     One alert covers one incident (a post and its copies and reposts). A later
     post of the incident sends an update in the same mail thread when it raises

@@ -712,7 +712,7 @@ class Job:
         were sent and how many were not (failed, to be retried, or unconfirmed).
 
         Only one thread delivers at a time, and a second caller returns at
-        once, so that the job holds one SMTP connection and sends the oldest
+        once, so that the job keeps one SMTP connection and sends the oldest
         messages first. Delivery stops early when the job is stopping, and
         what is left stays pending for the next run.
         """

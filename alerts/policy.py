@@ -5,10 +5,10 @@ that every rule is tested without a database or a sender. The job turns
 their results into stored alerts, messages and deliveries.
 
 One alert covers one incident: a post, its copies and its reposts. A post of
-an incident that already has an alert does not open another; it may update
-the alert, in the same mail thread, for four reasons: the level rose, the
-reach doubled, another owner reports the same thing, or a grievance turned
-into a complaint. A forecast to go viral is a fifth.
+an incident that already has an alert does not open another. It may update
+the alert, in the same mail thread, when the level rose, the reach doubled,
+another owner reports the same thing, a grievance turned into a complaint or
+the post is forecast to go viral.
 """
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ def escalation_due(
 
     The first tier hears of an alert not acknowledged by its deadline; each
     further tier one response time (deadline minus creation) later. Each
-    tier is told once: ``tiers_done`` counts the tiers already told.
+    tier is notified once: ``tiers_done`` counts the tiers already notified.
     """
     tiers = settings.escalation.get(level, ())
     if deadline is None or tiers_done >= len(tiers):

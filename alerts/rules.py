@@ -7,8 +7,8 @@ no sender, so every rule can be tested on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.utils import parseaddr
 
+from alerts.policy import distinct_addresses
 from config import Alerts
 from items import Assessment, Item
 
@@ -72,9 +72,4 @@ def route(level: str, settings: Alerts) -> tuple[tuple[str, ...], tuple[str, ...
     for name in route_for_level.departments:
         candidates.extend(settings.departments[name].recipients)
     candidates.extend(route_for_level.recipients)
-    # The same mailbox may be listed with and without a display name: keep the
-    # first spelling of each address.
-    by_address: dict[str, str] = {}
-    for candidate in candidates:
-        by_address.setdefault(parseaddr(candidate)[1].lower(), candidate)
-    return tuple(route_for_level.departments), tuple(by_address.values())
+    return tuple(route_for_level.departments), distinct_addresses(candidates)

@@ -5,7 +5,7 @@ is fitted, what it does to a post is a few arrays: the vocabulary of each
 block and its inverse document frequencies, the block weights, and the
 regression's coefficients. :class:`Scorer` keeps only those arrays and
 applies them the way the pipeline does, so a running service loads neither
-scikit-learn nor SciPy and holds no dict of n-gram strings. Its
+scikit-learn nor SciPy and keeps no dict of n-gram strings. Its
 probabilities equal the pipeline's to within rounding (the tests compare
 them), and its explanations name the same features.
 
@@ -121,9 +121,9 @@ class Scorer:
     def probabilities(self, matrix: SparseRows) -> np.ndarray:
         """Return the class probabilities of each row, classes in ``self.classes`` order.
 
-        Several classes go through the softmax of the regression's scores; a
-        two-class regression, which has one score, through the logistic
-        function of it, as the regression does.
+        Several classes go through the softmax of the regression's scores. A
+        two-class regression has one score, which goes through the logistic
+        function, as the regression does it.
         """
         row_of_value = matrix.row_of_value()
         scores = np.empty((matrix.shape[0], len(self.classes)))

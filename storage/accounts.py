@@ -9,8 +9,8 @@ The audit log is append-only, because no method here updates or deletes it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .engine import WRITE_LOCK_OPTION
+from .engine import read_transaction, write_transaction
 from .web_tables import ROLES, audit_log, login_attempts, sessions, users
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
@@ -105,17 +105,11 @@ class Accounts:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
-            connection.execution_options(**{WRITE_LOCK_OPTION: True})
-            with connection.begin():
-                yield connection
+    def _write(self) -> AbstractContextManager[Connection]:
+        return write_transaction(self.engine)
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection, connection.begin():
-            yield connection
+    def _read(self) -> AbstractContextManager[Connection]:
+        return read_transaction(self.engine)
 
     # Users
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +105,22 @@ def _begin_sqlite_transaction(connection: Connection) -> None:
 # is Alembic's head. A database at this revision starts without loading
 # Alembic, which keeps about 11 MB out of the running service.
 HEAD_REVISION = "0011"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """Open a transaction that takes the write lock (BEGIN IMMEDIATE on SQLite)."""
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE_LOCK_OPTION: True})
+        with connection.begin():
+            yield connection
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """Open a transaction for reading."""
+    with engine.connect() as connection, connection.begin():
+        yield connection
 
 
 class MigrationError(Exception):

@@ -6,7 +6,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -18,7 +18,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from items import Assessment, Engagement, Grading, Item, KnownPost, Reread, Signal
 
 from . import alert_store, rows
-from .engine import WRITE_LOCK_OPTION, create_store_engine, upgrade
+from .engine import (
+    create_store_engine,
+    read_transaction,
+    upgrade,
+    write_transaction,
+)
 from .lock import HeldLock, job_lock
 from .records import (
     AlertDetail,
@@ -120,17 +125,11 @@ class Store:
     ) -> None:
         self.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
-            connection.execution_options(**{WRITE_LOCK_OPTION: True})
-            with connection.begin():
-                yield connection
+    def _write(self) -> AbstractContextManager[Connection]:
+        return write_transaction(self.engine)
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection, connection.begin():
-            yield connection
+    def _read(self) -> AbstractContextManager[Connection]:
+        return read_transaction(self.engine)
 
     # Posts and collector cursors
 

@@ -85,7 +85,7 @@ def test_posts_that_open_nothing(changes):
     assert policy.plan(sighting(**changes), None, SETTINGS, NOW, ZONE) is None
 
 
-def test_risky_grievance_and_viral_post_open_below_the_alert_levels():
+def test_risky_and_viral_open_below_levels():
     risky = sighting(level="normal", kind="grievance", high_risk=True)
     assert policy.plan(risky, None, SETTINGS, NOW, ZONE).level == "normal"
     viral = sighting(level="normal", viral=True)
@@ -117,7 +117,7 @@ def test_update_reasons():
     )
 
 
-def test_update_waits_for_the_cooldown_unless_the_level_rises():
+def test_update_waits_for_cooldown():
     last = NOW - timedelta(minutes=5)
     doubled = policy.plan(sighting(reach=300), state(), SETTINGS, NOW, ZONE)
     assert doubled.send_at == last + timedelta(minutes=SETTINGS.cooldown_minutes)
@@ -139,7 +139,7 @@ def test_closed_alert_reopens_only_when_the_level_rises():
     assert policy.plan(sighting(level="critical"), closed, SETTINGS, NOW, ZONE)
 
 
-def test_merge_keeps_reasons_once_the_higher_level_and_the_earlier_time():
+def test_merge_of_pending_updates():
     pending = policy.Plan(False, "medium", ("a", "b"), NOW + timedelta(minutes=20))
     later = policy.Plan(False, "critical", ("b", "c"), NOW)
     assert policy.merge(pending, later) == policy.Plan(
