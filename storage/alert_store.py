@@ -563,3 +563,30 @@ def count_alerts_with(connection: Connection, statuses: Sequence[str]) -> int:
         .where(alert_deliveries.c.status.in_(statuses))
     )
     return connection.execute(statement).scalar_one()
+
+
+def acknowledge(connection: Connection, alert_id: int, by: str, now: datetime) -> bool:
+    """Mark an open alert acknowledged by ``by`` at ``now``, which stops its
+    escalation; return whether it changed.
+
+    An alert already acknowledged or closed keeps who acknowledged it and when.
+    Raises LookupError for an unknown alert and ValueError for an empty ``by``.
+    """
+    if not by.strip():
+        raise ValueError("an acknowledgement needs the name of who acknowledged")
+    changed = connection.execute(
+        update(alerts)
+        .where(alerts.c.id == alert_id, alerts.c.status == "open")
+        .values(
+            status="acknowledged",
+            acknowledged_at=now,
+            acknowledged_by=by,
+            updated_at=now,
+        )
+    ).rowcount
+    if changed:
+        return True
+    found = connection.execute(select(alerts.c.id).where(alerts.c.id == alert_id))
+    if found.first() is None:
+        raise LookupError(f"alert {alert_id} not found")
+    return False

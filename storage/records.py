@@ -98,7 +98,11 @@ class SignalRecord:
 
 @dataclass(frozen=True, slots=True)
 class AlertRecord:
-    """A stored alert and its handling state (open, acknowledged or closed)."""
+    """A stored alert and its handling state (open, acknowledged or closed).
+
+    ``reach``, ``owners`` and ``viral`` are what the alert's last message,
+    sent at ``last_message_at``, told of its incident.
+    """
 
     id: int
     post_id: int | None
@@ -113,6 +117,12 @@ class AlertRecord:
     escalation_tier: int
     created_at: datetime
     updated_at: datetime
+    incident_id: int | None = None
+    root_cause: str | None = None
+    reach: int = 0
+    owners: int = 0
+    viral: bool = False
+    last_message_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -349,6 +349,12 @@ def alert_from_row(row: Mapping[str, Any]) -> AlertRecord:
         escalation_tier=row["escalation_tier"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        incident_id=row["incident_id"],
+        root_cause=row["root_cause"],
+        reach=row["reach"],
+        owners=row["owners"],
+        viral=row["viral"],
+        last_message_at=row["last_message_at"],
     )
 
 

@@ -956,6 +956,18 @@ class Store:
                 connection, limit=limit, status=status, before=before
             )
 
+    def acknowledge_alert(
+        self, alert_id: int, by: str, *, now: datetime | None = None
+    ) -> bool:
+        """Mark an open alert acknowledged, which stops its escalation.
+
+        Returns True when the alert was open, False when it was already
+        acknowledged or closed (who acknowledged it first is kept). Raises
+        LookupError for an unknown alert.
+        """
+        with self._write() as connection:
+            return alert_store.acknowledge(connection, alert_id, by, now or utcnow())
+
     def get_alert(self, alert_id: int) -> AlertDetail | None:
         """Return an alert with all its messages and deliveries, or None."""
         with self._read() as connection:

@@ -194,7 +194,11 @@ class GradingRow(Base):
     """The four factor scores of a classified post, with the level they give."""
 
     __tablename__ = "gradings"
-    __table_args__ = (Index(None, "post_id", "id"), Index(None, "classification_id"))
+    __table_args__ = (
+        Index(None, "post_id", "id"),
+        Index(None, "classification_id"),
+        Index(None, "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     post_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("posts.id"))
@@ -244,6 +248,15 @@ class Alert(Base):
     escalation_tier: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The incident the alert covers, and what its last message told: the
+    # incident's reach (likes, reposts and comments over its posts), how many
+    # people reported it, and whether it was forecast to go viral.
+    incident_id: Mapped[int | None] = mapped_column(BigInteger)
+    root_cause: Mapped[str | None] = mapped_column(String(16))
+    reach: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    owners: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    viral: Mapped[bool] = mapped_column(server_default=FALSE)
+    last_message_at: Mapped[datetime | None]
 
 
 class AlertMessage(Base):

@@ -1,4 +1,5 @@
-"""The tables of the review page: accounts, sessions, login attempts, audit log.
+"""The tables of the review page: accounts, sessions, login attempts, audit log
+and the review state of posts.
 
 They share the metadata of :mod:`storage.tables`, which imports this module,
 so that Alembic and the schema tests see every table.
@@ -15,6 +16,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .tables import FALSE, ID, Base, _in
 
 ROLES = ("viewer", "analyst", "lead")
+REVIEW_STATUSES = ("open", "assigned", "closed")
+RESOLUTIONS = ("handled", "no_action", "false_alarm", "duplicate")
 
 
 class User(Base):
@@ -95,7 +98,40 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]]
 
 
+class PostReview(Base):
+    """Where analysts stand with a post: open, assigned to someone, or closed.
+
+    A post without a row is open and unassigned. ``assignee`` and
+    ``closed_by`` are user names. A closed post has a ``resolution`` (handled,
+    no_action, false_alarm, duplicate), and a closed complaint says whether
+    the customer was ``satisfied`` (None when not known). ``updated_by`` made
+    the last change.
+    """
+
+    __tablename__ = "post_reviews"
+    __table_args__ = (
+        CheckConstraint(_in("status", REVIEW_STATUSES), "status"),
+        CheckConstraint(
+            "resolution IS NULL OR " + _in("resolution", RESOLUTIONS), "resolution"
+        ),
+        Index(None, "status", "assignee"),
+    )
+
+    post_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("posts.id"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    satisfied: Mapped[bool | None]
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+
+
 users = User.__table__
 sessions = UserSession.__table__
 login_attempts = LoginAttempt.__table__
 audit_log = AuditEntry.__table__
+post_reviews = PostReview.__table__

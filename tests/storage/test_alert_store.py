@@ -107,6 +107,29 @@ def test_add_alert_stores_first_message(store: Store) -> None:
     assert {d.attempts for d in detail.deliveries} == {0}
 
 
+def test_acknowledge_marks_open_alert_once(store: Store) -> None:
+    [alert_id] = store.add_alerts([make_alert("k1")], now=T0)
+
+    assert store.acknowledge_alert(alert_id, "李娜", now=T0 + timedelta(minutes=5))
+    assert not store.acknowledge_alert(alert_id, "王强", now=T0 + timedelta(minutes=9))
+
+    alert = store.get_alert(alert_id).alert
+    assert alert.status == "acknowledged"
+    assert alert.acknowledged_by == "李娜"
+    assert alert.acknowledged_at == T0 + timedelta(minutes=5)
+    assert alert.updated_at == T0 + timedelta(minutes=5)
+
+
+def test_acknowledge_unknown_alert_or_nobody(store: Store) -> None:
+    [alert_id] = store.add_alerts([make_alert("k1")], now=T0)
+
+    with pytest.raises(LookupError, match="alert 999 not found"):
+        store.acknowledge_alert(999, "李娜")
+    with pytest.raises(ValueError, match="name of who acknowledged"):
+        store.acknowledge_alert(alert_id, "  ")
+    assert store.get_alert(alert_id).alert.status == "open"
+
+
 def test_add_alerts_skips_known_key(store: Store) -> None:
     first = store.add_alerts([make_alert("k1"), make_alert("k2"), make_alert("k1")])
     second = store.add_alerts([make_alert("k2"), make_alert("k3")])
