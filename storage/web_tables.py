@@ -103,7 +103,7 @@ class PostReview(Base):
 
     A post without a row is open and unassigned. ``assignee`` and
     ``closed_by`` are user names. A closed post has a ``resolution`` (handled,
-    no_action, false_alarm, duplicate), and a closed complaint says whether
+    no_action, false_alarm, duplicate), and a closed complaint records whether
     the customer was ``satisfied`` (None when not known). ``updated_by`` made
     the last change.
     """
