@@ -248,7 +248,7 @@ class Alert(Base):
     escalation_tier: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    # The incident the alert covers, and what its last message told: the
+    # The incident the alert covers, and what its last message reported: the
     # incident's reach (likes, reposts and comments over its posts), how many
     # people reported it, and whether it was forecast to go viral.
     incident_id: Mapped[int | None] = mapped_column(BigInteger)
