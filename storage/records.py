@@ -101,7 +101,7 @@ class AlertRecord:
     """A stored alert and its handling state (open, acknowledged or closed).
 
     ``reach``, ``owners`` and ``viral`` are what the alert's last message,
-    sent at ``last_message_at``, told of its incident.
+    sent at ``last_message_at``, reported about its incident.
     """
 
     id: int
