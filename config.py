@@ -905,22 +905,49 @@ def _check_alert_policy(alerts: Alerts, timezone: str, path: Path) -> None:
                 f"{path}: alerts.cause_departments.{cause}: unknown root cause; "
                 f"expected one of {', '.join(ROOT_CAUSES)}"
             )
-    for level in alerts.escalation:
+    for level, tiers in alerts.escalation.items():
         if level not in ("medium", "critical"):
             raise ConfigError(
                 f"{path}: alerts.escalation.{level}: only medium and critical "
                 "alerts escalate"
             )
+        for i, tier in enumerate(tiers):
+            if not tier:
+                raise ConfigError(
+                    f"{path}: alerts.escalation.{level}[{i}]: empty tier; list the "
+                    "departments it reaches, or remove it"
+                )
     for address in alerts.digests.recipients:
         _check_address(address, "alerts.digests.recipients", path)
     for name in ("daily", "weekly"):
         line = getattr(alerts.digests, name)
         if line.strip():
             _check_cron(line, f"alerts.digests.{name}", path)
+    _check_digest_recipients(alerts, path)
     if not _ENV_NAME.fullmatch(alerts.ack_secret_env):
         raise ConfigError(
             f"{path}: alerts.ack_secret_env: expected an environment variable name; "
             f"got {alerts.ack_secret_env!r}"
+        )
+
+
+def _check_digest_recipients(alerts: Alerts, path: Path) -> None:
+    """Reject a digests section that sends a digest to nobody.
+
+    Without a digests section nothing is checked, because the default names
+    no recipient and no digest goes out.
+    """
+    digests = alerts.digests
+    if digests == Digests() or not (digests.daily.strip() or digests.weekly.strip()):
+        return
+    reached = digests.recipients or any(
+        alerts.departments[name].recipients for name in digests.departments
+    )
+    if not reached:
+        raise ConfigError(
+            f"{path}: alerts.digests: no recipients; give it departments with "
+            'recipients or recipients of its own, or set daily and weekly to "" '
+            "to turn the digests off"
         )
 
 

@@ -483,6 +483,28 @@ def test_bad_config_names_key(tmp_path, change, expected):
             "alerts.escalation.critical[1]: unknown department 'board'",
         ),
         (
+            {"escalation": {"critical": [["executives"], []]}},
+            "alerts.escalation.critical[1]: empty tier",
+        ),
+        (
+            {"digests": {"daily": "0 8 * * *"}},
+            "alerts.digests: no recipients",
+        ),
+        (
+            {
+                "departments": {
+                    "operations": {"name": "运维", "recipients": ["ops@x.example"]},
+                    "pr": {"name": "公关部"},
+                },
+                "routing": {
+                    "medium": {"departments": ["operations"]},
+                    "critical": {"departments": ["operations"]},
+                },
+                "digests": {"departments": ["pr"]},
+            },
+            "alerts.digests: no recipients",
+        ),
+        (
             {"escalation": {"normal": [["pr"]]}},
             "alerts.escalation.normal: only medium and critical alerts escalate",
         ),
@@ -516,6 +538,25 @@ def test_bad_alert_policy_names_key(tmp_path, alerts, expected):
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(config.ConfigError, match=re.escape(expected)):
         config.load(path)
+
+
+@pytest.mark.parametrize(
+    "digests",
+    [
+        {"daily": "", "weekly": ""},
+        {"daily": "0 8 * * *", "recipients": ["pr@qicheng.example"]},
+        {"departments": ["pr"]},
+    ],
+)
+def test_digests_with_recipients_or_off_accepted(tmp_path, digests):
+    data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    data["alerts"]["digests"] = digests
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+    loaded = config.load(path)
+
+    assert loaded.alerts.digests.daily == digests.get("daily", "0 9 * * *")
 
 
 def test_duplicate_yaml_key_rejected(tmp_path):
