@@ -25,7 +25,13 @@ from alerts import rules
 from alerts.cards import card_for, card_to_json
 from alerts.health import health_notice
 from alerts.mail import compose
-from alerts.outbox import Senders, deliver_due, mail_channel, mail_deliveries
+from alerts.outbox import (
+    DeliveryReport,
+    Senders,
+    deliver_due,
+    mail_channel,
+    mail_deliveries,
+)
 from alerts.robots import RobotSender, RobotSetupError, robots_for_level
 from alerts.senders import EmlSender, SmtpSender
 from collectors import (
@@ -106,7 +112,8 @@ class Job:
         self.analyzer = make_analyzer(config)
         self.stop = threading.Event()
         self._delivering = threading.Lock()
-        self.delivery_errors = 0
+        # Outcomes of every delivery run of this job, added up.
+        self.deliveries = DeliveryReport()
         # Robots whose setup failed, so that the error is logged once.
         self._robot_errors: set[str] = set()
         self.recovery: SourceSummary | None = None
@@ -570,11 +577,12 @@ class Job:
         but not graded, and look for bursts.
 
         Deliveries that a stopped job left marked sending become unconfirmed
-        first (see :meth:`storage.Store.mark_unconfirmed`), and pending mail
-        moves to the configured mail channel. The counts of the last recovery
+        first (see :meth:`storage.Store.mark_unconfirmed`) and count in
+        :attr:`deliveries`, and pending mail moves to the configured mail
+        channel. The counts of the last recovery
         are kept in :attr:`recovery`.
         """
-        self.store.mark_unconfirmed()
+        self.deliveries.unconfirmed += len(self.store.mark_unconfirmed())
         self.store.move_pending_mail(mail_channel(self.config.alerts))
         summary = SourceSummary("recovery")
         last_id = 0
@@ -730,7 +738,7 @@ class Job:
                 )
         finally:
             self._delivering.release()
-        self.delivery_errors += report.unsuccessful
+        self.deliveries.add(report)
         return report.sent, report.unsuccessful
 
 
@@ -796,8 +804,9 @@ def make_senders(config: Config, reported: set[str] | None = None) -> Senders:
 
     Mail goes by SMTP when it is configured, otherwise into .eml files. A
     robot whose webhook URL or secret is missing from the environment is
-    left out, so its deliveries wait. Its error is logged unless its name is
-    in ``reported``, and the name is added there.
+    left out, so its deliveries wait with the error as their last error
+    until they are ``retry_hours`` old. Its error is logged unless its name
+    is in ``reported``, and the name is added there.
     """
     reported = set() if reported is None else reported
     settings = config.alerts
@@ -806,12 +815,14 @@ def make_senders(config: Config, reported: set[str] | None = None) -> Senders:
     else:
         mail = EmlSender(config.resolve(settings.outbox))
     robots = {}
+    unavailable = {}
     for robot in settings.robots:
         try:
             robots[robot.name] = RobotSender.from_config(
                 robot, http=config.http, timezone=config.timezone
             )
         except RobotSetupError as exc:
+            unavailable[robot.kind, robot.name] = str(exc)
             if robot.name not in reported:
                 logger.error(
                     "robot not set up, its alerts wait robot=%s error=%s",
@@ -819,7 +830,7 @@ def make_senders(config: Config, reported: set[str] | None = None) -> Senders:
                     exc,
                 )
             reported.add(robot.name)
-    return Senders(mail=mail, robots=robots)
+    return Senders(mail=mail, robots=robots, unavailable=unavailable)
 
 
 class _Progress:
@@ -861,10 +872,10 @@ class _Progress:
 
 def run_once(
     config: Config, store: Store, *, show_progress: bool = False
-) -> tuple[list[SourceSummary], int]:
+) -> tuple[list[SourceSummary], DeliveryReport]:
     """Run every enabled source once, then deliver the alerts that are due.
 
-    Returns the summary of each source and the number of failed deliveries.
+    Returns the summary of each source and the outcomes of the deliveries.
     """
     job = Job(config, store)
     job.recover()
@@ -877,4 +888,4 @@ def run_once(
         summaries.insert(0, job.recovery)
     job.refresh_engagement()
     job.deliver()
-    return summaries, job.delivery_errors
+    return summaries, job.deliveries

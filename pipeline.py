@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import config as config_module
+from alerts.outbox import DeliveryReport
 from config import Config, ConfigError, Source
 from items import (
     KINDS,
@@ -36,6 +37,10 @@ from service import next_run_time, serve
 from storage import LockHeld, MigrationError, SignalRecord, Store
 from storage.rows import ProblemSummary
 from web.commands import make_commands
+
+# once exits with this status when no source failed but an alert delivery
+# failed for good (1 is a failed source, 2 a usage error).
+EXIT_DELIVERY_FAILED = 3
 
 DEV_LABELS = Path(__file__).resolve().parent.parent / "shared" / "eval" / "dev.jsonl"
 
@@ -171,24 +176,48 @@ def cli() -> None:
 def once(ctx: click.Context) -> None:
     """Run every enabled source once through the whole pipeline, then exit.
 
-    Exits with status 1 when a source failed, 0 otherwise.
+    Exits with status 1 when a source failed, else 3 when an alert delivery
+    failed for good, else 0.
     """
     config = _start(ctx)
     started = time.monotonic()
     with open_store(config, lock=True) as store:
-        summaries, delivery_errors = run_once(
+        summaries, deliveries = run_once(
             config, store, show_progress=sys.stderr.isatty()
         )
         pending = store.status().pending_alerts
     click.echo(_format_summary(summaries, time.monotonic() - started, config, pending))
-    if delivery_errors:
-        click.echo(
-            f"warning: {delivery_errors} alert deliveries failed (see the log); "
-            "those that failed for a temporary reason are retried at a later run",
-            err=True,
-        )
+    for line in _delivery_warnings(deliveries, config.alerts.retry_hours):
+        click.echo(line, err=True)
     if any(summary.status == "failed" for summary in summaries):
         ctx.exit(1)
+    if deliveries.failed:
+        ctx.exit(EXIT_DELIVERY_FAILED)
+
+
+def _delivery_warnings(deliveries: DeliveryReport, retry_hours: float) -> list[str]:
+    """Return one line per kind of unsuccessful delivery, saying what comes next."""
+    lines = []
+    if deliveries.failed:
+        lines.append(
+            f"error: {deliveries.failed} alert deliveries failed for good (see the "
+            "log); 'python pipeline.py alerts list' shows their alerts, and "
+            "'alerts resend ID' sends an alert again once the cause is fixed"
+        )
+    if deliveries.retrying:
+        lines.append(
+            f"warning: {deliveries.retrying} alert deliveries failed for a "
+            "temporary reason; they are retried at later runs until they are "
+            f"{retry_hours:g} h old"
+        )
+    if deliveries.unconfirmed:
+        lines.append(
+            f"warning: {deliveries.unconfirmed} alert deliveries are unconfirmed: "
+            "the message may have arrived, so they are not sent again. Check the "
+            "recipient's mailbox, then run 'alerts confirm DELIVERY_ID' if it "
+            "arrived or 'alerts resend ALERT_ID' if not"
+        )
+    return lines
 
 
 @cli.command()

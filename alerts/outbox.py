@@ -76,12 +76,14 @@ def mail_deliveries(channel: str, recipients: Sequence[str]) -> tuple[NewDeliver
 class Senders:
     """The senders of one outbox run: one mail sender, robots by configured name.
 
-    Use it as a context manager, or call :meth:`close`, to close the robots'
-    HTTP clients.
+    ``unavailable`` contains the setup error of each configured robot that
+    has no sender, by (kind, name). Use it as a context manager, or call
+    :meth:`close`, to close the robots' HTTP clients.
     """
 
     mail: MailSender | None = None
     robots: Mapping[str, RobotSender] = field(default_factory=dict)
+    unavailable: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def close(self) -> None:
         for robot in self.robots.values():
@@ -108,6 +110,13 @@ class DeliveryReport:
     failed: int = 0
     unconfirmed: int = 0
 
+    def add(self, other: DeliveryReport) -> None:
+        """Add the counts of another run to these."""
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.unconfirmed += other.unconfirmed
+
     @property
     def unsuccessful(self) -> int:
         """The deliveries attempted without success, whatever comes next."""
@@ -127,9 +136,11 @@ def deliver_due(
 
     ``now`` is the time of this run: deliveries due by then are sent, and
     attempts are recorded at it. Only the mail channel of ``senders`` and
-    its robots are served; the deliveries of other channels wait. ``stop``
-    is called before each message and robot, and what is left stays pending.
-    ``jitter`` returns a number in [0, 1) that sets each back-off's jitter.
+    its robots are served. The robot deliveries of other robots wait with the
+    reason as their last error, and fail once older than ``retry_time``.
+    ``stop`` is called before each message and robot, and what is left stays
+    pending. ``jitter`` returns a number in [0, 1) that sets each back-off's
+    jitter.
     """
     report = DeliveryReport()
     run = _Run(store, senders, now, retry_time, jitter, report)
@@ -145,6 +156,21 @@ def deliver_due(
             run.deliver(claimed, stop)
     finally:
         run.close()
+    if not stop():
+        failed = store.settle_unserved(
+            now,
+            mail_channel=channel,
+            robots=robots,
+            reasons=senders.unavailable,
+            retry_time=retry_time,
+        )
+        report.failed += len(failed)
+        if failed:
+            logger.error(
+                "alert delivery failed for good, channel not set up count=%s ids=%s",
+                len(failed),
+                failed[:20],
+            )
     return report
 
 

@@ -8,9 +8,9 @@ transaction and raises before writing when an argument is invalid.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
@@ -430,6 +430,93 @@ def mark_unconfirmed(
             ],
         )
     return sorted(marked)
+
+
+def settle_unserved(
+    connection: Connection,
+    now: datetime,
+    *,
+    mail_channel: str | None,
+    robots: Collection[tuple[str, str]],
+    reasons: Mapping[tuple[str, str], str],
+    retry_time: timedelta,
+) -> tuple[int, list[int]]:
+    """Record why pending robot deliveries that no sender serves wait, and fail
+    those older than ``retry_time``, as for any temporary failure.
+
+    ``mail_channel`` and ``robots`` are what the senders of this run serve,
+    and ``reasons`` contains the setup error of each robot left out, by
+    (kind, name). A robot with no reason is no longer in the config. Returns
+    how many deliveries got a new reason, and the ids of those failed.
+    """
+    column = alert_deliveries.c
+    waiting = [column.status == "pending", column.channel.in_(ROBOT_CHANNELS)]
+    served = _channel_filter(mail_channel, robots)
+    if served is not None:
+        waiting.append(~served)
+    targets = connection.execute(
+        select(column.channel, column.recipient).where(*waiting).distinct()
+    ).all()
+    cutoff = now - retry_time
+    hours = retry_time.total_seconds() / 3600
+    noted = 0
+    failed: list[int] = []
+    for kind, name in targets:
+        reason = reasons.get((kind, name)) or f"robot {name} is not in the config"
+        detail = f"not sent, the channel is not set up: {reason}"[:MAX_ERROR_LENGTH]
+        given_up = f"gave up after {hours:g} h: {detail}"[:MAX_ERROR_LENGTH]
+        target = (*waiting, column.channel == kind, column.recipient == name)
+        failed += _fail_waiting(connection, target, cutoff, given_up, now)
+        noted += connection.execute(
+            update(alert_deliveries)
+            .where(
+                *target,
+                or_(column.last_error.is_(None), column.last_error != detail),
+            )
+            .values(last_error=detail, last_code=None)
+        ).rowcount
+    return noted, sorted(failed)
+
+
+def _fail_waiting(
+    connection: Connection,
+    target: Sequence[Any],
+    cutoff: datetime,
+    detail: str,
+    now: datetime,
+) -> list[int]:
+    column = alert_deliveries.c
+    failed = (
+        connection.execute(
+            update(alert_deliveries)
+            .where(*target, column.created_at <= cutoff)
+            .values(
+                status="failed",
+                attempts=column.attempts + 1,
+                next_attempt_at=None,
+                last_error=detail,
+                last_code=None,
+            )
+            .returning(column.id)
+        )
+        .scalars()
+        .all()
+    )
+    if failed:
+        connection.execute(
+            insert(delivery_attempts),
+            [
+                {
+                    "delivery_id": delivery_id,
+                    "attempted_at": now,
+                    "ok": False,
+                    "code": None,
+                    "detail": detail,
+                }
+                for delivery_id in failed
+            ],
+        )
+    return list(failed)
 
 
 def move_pending_mail(connection: Connection, channel: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -927,6 +927,33 @@ class Store:
                 marked[:20],
             )
         return marked
+
+    def settle_unserved(
+        self,
+        now: datetime,
+        *,
+        mail_channel: str | None,
+        robots: Collection[tuple[str, str]],
+        reasons: Mapping[tuple[str, str], str],
+        retry_time: timedelta,
+    ) -> list[int]:
+        """Note why robot deliveries that no sender of this run serves wait, and
+        fail those older than ``retry_time``; return the ids of those failed.
+
+        See :func:`storage.alert_store.settle_unserved`.
+        """
+        with self._write() as connection:
+            noted, failed = alert_store.settle_unserved(
+                connection,
+                now,
+                mail_channel=mail_channel,
+                robots=robots,
+                reasons=reasons,
+                retry_time=retry_time,
+            )
+        if noted:
+            logger.warning("deliveries wait for a channel not set up count=%s", noted)
+        return failed
 
     def move_pending_mail(self, channel: str) -> int:
         """Send the pending mail deliveries through ``channel`` ("smtp" or "eml").

@@ -659,8 +659,41 @@ def test_unconfigured_robot_waits(store, mail_server):
     report = deliver(store, port, later(0))
 
     assert report.sent == 3
-    statuses = {(d.channel, d.status) for d in deliveries(store, alert_id)}
-    assert ("feishu", "pending") in statuses
+    assert report.failed == 0
+    [robot] = [d for d in deliveries(store, alert_id) if d.channel == "feishu"]
+    assert robot.status == "pending"
+    assert robot.last_error == (
+        "not sent, the channel is not set up: robot ops is not in the config"
+    )
+
+
+def test_robot_not_set_up_gives_up_after_retry_time(store, mail_server):
+    server, port = mail_server
+    alert_id = add_alert(store, "k1", robots=(("feishu", "ops"),))
+    reason = "robot 'ops': environment variable OPS_URL is not set"
+    mail = SmtpSender(smtp_settings(port), password=PASSWORD)
+
+    def run(minutes: float) -> DeliveryReport:
+        senders = Senders(mail=mail, unavailable={("feishu", "ops"): reason})
+        return deliver_due(
+            store, senders, later(minutes), retry_time=timedelta(hours=1)
+        )
+
+    early = run(0)
+    [waiting] = [d for d in deliveries(store, alert_id) if d.channel == "feishu"]
+    late = run(61)
+    [failed] = [d for d in deliveries(store, alert_id) if d.channel == "feishu"]
+
+    assert early.failed == 0
+    assert waiting.status == "pending"
+    assert waiting.last_error == f"not sent, the channel is not set up: {reason}"
+    assert waiting.attempts == 0
+    assert late.failed == 1
+    assert failed.status == "failed"
+    assert failed.last_error.startswith("gave up after 1 h: not sent")
+    assert failed.attempts == 1
+    assert failed.next_attempt_at is None
+    assert run(120).failed == 0
 
 
 # The job
@@ -708,11 +741,11 @@ def test_job_alerts_mail_and_robot(tmp_path, database_url, robots, monkeypatch):
 
     with Store(database_url) as store:
         store.migrate()
-        summaries, errors = run_once(config, store)
+        summaries, report = run_once(config, store)
         [summary] = store.list_alerts()
         detail = store.get_alert(summary.alert.id)
 
-    assert errors == 0
+    assert report.unsuccessful == 0
     assert summary.alert.level == "critical"
     assert summary.delivery_state == "sent"
     channels = sorted({d.channel for d in detail.deliveries})
@@ -739,3 +772,11 @@ def test_job_waits_for_robot_not_set_up(tmp_path, database_url, caplog):
 
     assert summary.deliveries == {"sent": 4, "pending": 1}
     assert "robot not set up, its alerts wait robot=pr-group" in caplog.text
+    detail = store_detail(database_url, summary.alert.id)
+    [robot] = [d for d in detail.deliveries if d.channel == "dingtalk"]
+    assert "TEST_DINGTALK_URL is not set" in robot.last_error
+
+
+def store_detail(database_url: str, alert_id: int):
+    with Store(database_url) as store:
+        return store.get_alert(alert_id)
