@@ -21,10 +21,11 @@ from pathlib import Path
 
 import click
 
-from alerts import rules
+from alerts import policy, rules
 from alerts.cards import card_for, card_to_json
+from alerts.escalation import ack_secret, escalate_due
 from alerts.health import health_notice
-from alerts.mail import compose
+from alerts.mail import Composed, Thread, compose
 from alerts.outbox import (
     DeliveryReport,
     Senders,
@@ -647,16 +648,21 @@ class Job:
         card to every robot that takes the alert's level."""
         settings = self.config.alerts
         post_id, item = post
-        composed = compose(
-            decision,
-            item,
-            assessment,
-            post_id=post_id,
-            sender=settings.sender,
-            review_url=settings.review_url,
-            timezone=self.config.timezone,
-            now=now,
-        )
+
+        def mail(thread: Thread | None = None) -> Composed:
+            return compose(
+                decision,
+                item,
+                assessment,
+                post_id=post_id,
+                sender=settings.sender,
+                review_url=settings.review_url,
+                timezone=self.config.timezone,
+                now=now,
+                thread=thread,
+            )
+
+        composed = mail()
         card = card_for(
             decision,
             item,
@@ -670,7 +676,7 @@ class Job:
             NewDelivery(robot.kind, robot.name)
             for robot in robots_for_level(settings.robots, decision.level)
         )
-        return NewMessage(
+        message = NewMessage(
             reason="new",
             message_id=composed.message_id,
             subject=composed.subject,
@@ -678,6 +684,17 @@ class Job:
             deliveries=deliveries,
             card=card_to_json(card),
         )
+        secret = ack_secret(settings)
+        if not secret or not settings.review_url.strip():
+            return message
+
+        def with_ack_link(alert_id: int) -> NewMessage:
+            # The link is signed with the alert's id, which the store assigns.
+            link = policy.ack_url(settings.review_url, secret, alert_id)
+            linked = mail(Thread(key=decision.dedup_key, ack_url=link))
+            return replace(message, message=linked.message, for_alert=None)
+
+        return replace(message, for_alert=with_ack_link)
 
     def _problem_labels(
         self, problems: dict[int, tuple[int, int]] | None
@@ -714,6 +731,16 @@ class Job:
             logger.error("job lock lost, stopping error=%s", exc)
             self.stop.set()
             raise
+
+    def escalate(self) -> int:
+        """Store the escalation messages now due; return how many.
+
+        The outbox delivers them at its next run. A job that is stopping
+        escalates nothing, and the next start catches up.
+        """
+        if self.stop.is_set() or not self.config.alerts.escalation:
+            return 0
+        return len(escalate_due(self.store, self.config, datetime.now(UTC)))
 
     def deliver(self) -> tuple[int, int]:
         """Deliver the alert messages that are due; return how many deliveries
@@ -873,7 +900,8 @@ class _Progress:
 def run_once(
     config: Config, store: Store, *, show_progress: bool = False
 ) -> tuple[list[SourceSummary], DeliveryReport]:
-    """Run every enabled source once, then deliver the alerts that are due.
+    """Run every enabled source once, deliver the alerts that are due, then
+    escalate the alerts past their deadline and deliver those messages.
 
     Returns the summary of each source and the outcomes of the deliveries.
     """
@@ -888,4 +916,6 @@ def run_once(
         summaries.insert(0, job.recovery)
     job.refresh_engagement()
     job.deliver()
+    if job.escalate():
+        job.deliver()
     return summaries, job.deliveries

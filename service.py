@@ -1,5 +1,6 @@
 """The scheduled service: every source on its own trigger, the engagement
-refresh and the delivery of alerts, in one process until it is stopped."""
+refresh, the delivery of alerts and their escalation, in one process until it
+is stopped."""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ SOURCE_JOB_PREFIX = "source:"
 
 
 def build_scheduler(job: Job, config: Config):
-    """Create the scheduler: a job per enabled source, the engagement refresh and
-    the delivery of alerts.
+    """Create the scheduler: a job per enabled source, the engagement refresh,
+    the delivery of alerts and the escalation check, both every minute.
 
     Missed runs are coalesced: after an hour of downtime a source runs once,
     not once per missed interval. No source runs twice at the same time, and
@@ -87,13 +88,19 @@ def build_scheduler(job: Job, config: Config):
         max_instances=1,
         misfire_grace_time=MISFIRE_GRACE_SECONDS,
     )
-    scheduler.add_job(
-        _scheduled_deliver,
-        IntervalTrigger(minutes=1),
-        args=(job,),
-        id="deliver",
-        name="deliver",
-    )
+    for name, every_minute in (
+        ("deliver", _scheduled_deliver),
+        ("escalate", _scheduled_escalate),
+    ):
+        scheduler.add_job(
+            every_minute,
+            IntervalTrigger(minutes=1),
+            args=(job,),
+            id=name,
+            name=name,
+            coalesce=True,
+            max_instances=1,
+        )
     scheduler.add_listener(
         lambda event: _record_skip(job, event),
         EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED,
@@ -160,6 +167,19 @@ def _scheduled_deliver(job: Job) -> None:
     except (SQLAlchemyError, OSError) as exc:
         logger.error(
             "alert delivery run failed, retried in a minute error=%s", _first_line(exc)
+        )
+
+
+def _scheduled_escalate(job: Job) -> None:
+    try:
+        job.verify_lock()
+        if job.escalate():
+            job.deliver()
+    except LockHeld:
+        return
+    except (SQLAlchemyError, OSError) as exc:
+        logger.error(
+            "escalation check failed, retried in a minute error=%s", _first_line(exc)
         )
 
 

@@ -495,3 +495,32 @@ def compose_notice(
     message["Message-ID"] = message_id
     message.set_content(body, charset="utf-8")
     return Composed(subject=subject, message_id=message_id, message=message.as_string())
+
+
+def compose_reply(
+    thread: Thread,
+    body: str,
+    *,
+    sender: str,
+    recipients: tuple[str, ...],
+    now: datetime,
+) -> Composed:
+    """Build a plain-text message in an alert's mail thread, such as an escalation.
+
+    ``thread.key`` names the message, and ``thread.subject`` is the first
+    mail's subject, repeated after "Re: ".
+    """
+    subject = "Re: " + header_safe(thread.subject or "烽火预警", 200)
+    message_id = _message_id(thread.key, sender)
+    message = EmailMessage(policy=SMTP)
+    message["Subject"] = subject
+    message["From"] = _address(sender)
+    if recipients:
+        message["To"] = [_address(r) for r in recipients]
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id
+    if thread.parent:
+        message["In-Reply-To"] = thread.parent
+        message["References"] = " ".join(thread.references or (thread.parent,))
+    message.set_content(body, charset="utf-8")
+    return Composed(subject=subject, message_id=message_id, message=message.as_string())

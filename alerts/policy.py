@@ -275,3 +275,12 @@ def ack_token(secret: str, alert_id: int) -> str:
 def ack_token_valid(secret: str, alert_id: int, token: str) -> bool:
     """Return whether ``token`` is the acknowledgement signature of an alert."""
     return bool(secret) and hmac.compare_digest(ack_token(secret, alert_id), token)
+
+
+def ack_url(review_url: str, secret: str, alert_id: int) -> str | None:
+    """Return the acknowledgement link of an alert on the review page, or None
+    when the review page's address or the signing secret is not set."""
+    if not review_url.strip() or not secret:
+        return None
+    token = ack_token(secret, alert_id)
+    return f"{review_url.rstrip('/')}/alerts/{alert_id}/ack?token={token}"

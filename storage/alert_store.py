@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from . import rows
 from .records import (
     AlertDetail,
+    AlertRecord,
     AlertSummary,
     AttemptOutcome,
     Claimed,
@@ -80,8 +81,13 @@ def insert_alerts(
     for row in connection.execute(statement, alert_rows):
         result[positions[row.dedup_key]] = row.id
     for index, alert_id in enumerate(result):
-        if alert_id is not None:
-            insert_message(connection, alert_id, 0, new_alerts[index].message, now)
+        if alert_id is None:
+            continue
+        message = new_alerts[index].message
+        if message.for_alert is not None:
+            message = message.for_alert(alert_id)
+            check_message(message)
+        insert_message(connection, alert_id, 0, message, now)
     return result
 
 
@@ -650,6 +656,108 @@ def count_alerts_with(connection: Connection, statuses: Sequence[str]) -> int:
         .where(alert_deliveries.c.status.in_(statuses))
     )
     return connection.execute(statement).scalar_one()
+
+
+def overdue_alerts(
+    connection: Connection,
+    now: datetime,
+    tiers_by_level: Mapping[str, int],
+    limit: int,
+) -> list[AlertRecord]:
+    """Return open alerts whose deadline passed and that have tiers left.
+
+    ``tiers_by_level`` gives the number of escalation tiers of each level
+    that escalates. The (status, deadline) index serves the query. The
+    earliest deadline comes first.
+    """
+    if not tiers_by_level:
+        return []
+    column = alerts.c
+    tiers_left = or_(
+        *(
+            and_(column.level == level, column.escalation_tier < count)
+            for level, count in tiers_by_level.items()
+        )
+    )
+    statement = (
+        select(alerts)
+        .where(
+            column.status == "open",
+            column.deadline.is_not(None),
+            column.deadline <= now,
+            tiers_left,
+        )
+        .order_by(column.deadline, column.id)
+        .limit(limit)
+    )
+    return [
+        rows.alert_from_row(row) for row in connection.execute(statement).mappings()
+    ]
+
+
+def escalate(
+    connection: Connection,
+    alert_id: int,
+    tier: int,
+    message: NewMessage,
+    now: datetime,
+) -> int | None:
+    """Raise an open alert's escalation tier from ``tier`` and add its message.
+
+    Returns the message's id, or None when the alert is no longer open or
+    another writer already raised the tier, so that each tier is notified once.
+    """
+    check_message(message)
+    column = alerts.c
+    raised = connection.execute(
+        update(alerts)
+        .where(
+            column.id == alert_id,
+            column.status == "open",
+            column.escalation_tier == tier,
+        )
+        .values(escalation_tier=tier + 1)
+    ).rowcount
+    if not raised:
+        return None
+    return add_message(connection, alert_id, message, now)
+
+
+def confirm_delivery(
+    connection: Connection, delivery_id: int, by: str, now: datetime
+) -> DeliveryRecord:
+    """Mark an unconfirmed delivery as sent, after a person found the message
+    in the recipient's mailbox, and log it as an attempt.
+
+    Raises LookupError for an unknown delivery and ValueError for one that
+    is not unconfirmed.
+    """
+    column = alert_deliveries.c
+    row = (
+        connection.execute(select(alert_deliveries).where(column.id == delivery_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise LookupError(f"delivery {delivery_id} not found")
+    delivery = rows.delivery_from_row(row)
+    if delivery.status != "unconfirmed":
+        raise ValueError(
+            f"delivery {delivery_id} is {delivery.status}; only an unconfirmed "
+            "delivery can be confirmed"
+        )
+    detail = f"confirmed by {by}: the message arrived"[:MAX_ERROR_LENGTH]
+    connection.execute(
+        update(alert_deliveries)
+        .where(column.id == delivery_id, column.status == "unconfirmed")
+        .values(status="sent", sent_at=now, last_error=None, last_code=None)
+    )
+    connection.execute(
+        insert(delivery_attempts).values(
+            delivery_id=delivery_id, attempted_at=now, ok=True, code=None, detail=detail
+        )
+    )
+    return replace(delivery, status="sent", sent_at=now, last_error=None)
 
 
 def acknowledge(connection: Connection, alert_id: int, by: str, now: datetime) -> bool:

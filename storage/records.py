@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,7 +32,9 @@ class NewMessage:
     header, unique among all messages. ``reason`` is a short text such as
     "new", "level raised", "escalation", "resend" or "test". ``card``
     contains the fields of a chat-robot card as JSON values, and the robot
-    deliveries need it.
+    deliveries need it. ``for_alert``, when given, builds the message that is
+    stored from the id of its new alert, for a first message that names its
+    alert (the acknowledgement link).
     """
 
     reason: str
@@ -43,6 +45,7 @@ class NewMessage:
     in_reply_to: str | None = None
     references: str | None = None
     card: Mapping[str, Any] | None = None
+    for_alert: Callable[[int], NewMessage] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

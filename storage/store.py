@@ -27,9 +27,11 @@ from .engine import (
 from .lock import HeldLock, job_lock
 from .records import (
     AlertDetail,
+    AlertRecord,
     AlertSummary,
     AttemptOutcome,
     Claimed,
+    DeliveryRecord,
     NewAlert,
     NewMessage,
     PostRecord,
@@ -994,6 +996,48 @@ class Store:
         """
         with self._write() as connection:
             return alert_store.acknowledge(connection, alert_id, by, now or utcnow())
+
+    def overdue_alerts(
+        self, now: datetime, tiers_by_level: Mapping[str, int], *, limit: int = 200
+    ) -> list[AlertRecord]:
+        """Return up to ``limit`` open alerts past their deadline with escalation
+        tiers left; ``tiers_by_level`` gives each level's number of tiers."""
+        with self._read() as connection:
+            return alert_store.overdue_alerts(connection, now, tiers_by_level, limit)
+
+    def escalate_alert(
+        self,
+        alert_id: int,
+        tier: int,
+        message: NewMessage,
+        *,
+        now: datetime | None = None,
+    ) -> int | None:
+        """Raise an open alert's escalation tier from ``tier`` by one and add the
+        escalation message with its deliveries, in one transaction.
+
+        Returns the message's id, or None when the alert was acknowledged or
+        closed, or its tier already raised, meanwhile. Raises ValueError for
+        an invalid message.
+        """
+        with self._write() as connection:
+            return alert_store.escalate(
+                connection, alert_id, tier, message, now or utcnow()
+            )
+
+    def confirm_delivery(
+        self, delivery_id: int, by: str, *, now: datetime | None = None
+    ) -> DeliveryRecord:
+        """Mark an unconfirmed delivery as sent, after a person checked the
+        recipient's mailbox; return the delivery as it is now.
+
+        Raises LookupError for an unknown delivery and ValueError for a
+        delivery that is not unconfirmed.
+        """
+        with self._write() as connection:
+            return alert_store.confirm_delivery(
+                connection, delivery_id, by, now or utcnow()
+            )
 
     def get_alert(self, alert_id: int) -> AlertDetail | None:
         """Return an alert with all its messages and deliveries, or None."""

@@ -233,6 +233,8 @@ class Alert(Base):
     __table_args__ = (
         CheckConstraint(_in("status", ALERT_STATUSES), "status"),
         Index(None, "status", "created_at"),
+        # The escalation check reads the open alerts whose deadline passed.
+        Index(None, "status", "deadline"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)

@@ -72,7 +72,17 @@ def test_scheduler_registers_each_source(tmp_path):
 
         jobs = {job.id: job for job in scheduler.get_jobs()}
 
-    assert set(jobs) == {"source:every15", "source:nightly", "refresh", "deliver"}
+    assert set(jobs) == {
+        "source:every15",
+        "source:nightly",
+        "refresh",
+        "deliver",
+        "escalate",
+    }
+    escalate = jobs["escalate"]
+    assert isinstance(escalate.trigger, IntervalTrigger)
+    assert escalate.trigger.interval.total_seconds() == 60
+    assert escalate.max_instances == 1
     every15 = jobs["source:every15"]
     assert isinstance(every15.trigger, IntervalTrigger)
     assert every15.trigger.interval.total_seconds() == 15 * 60
