@@ -47,8 +47,9 @@ SESSION_COOKIE = "fenghuo_session"
 LOGIN_CSRF_COOKIE = "fenghuo_login_csrf"
 CSRF_FIELD = "csrf_token"
 ROLE_RANKS = {"viewer": 0, "analyst": 1, "lead": 2}
-# Endpoints that need no session.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static"})
+# Endpoints that need no session. The acknowledgement link checks its own
+# signed token and CSRF cookie.
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "ack.confirm"})
 # Endpoints that a viewer may post to; every other POST needs an analyst.
 VIEWER_POSTS = frozenset({"auth.logout"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -195,7 +196,7 @@ def _start_session(
 
     response = redirect(target, 303)
     max_age = int((expires_at - now).total_seconds())
-    _set_cookie(response, SESSION_COOKIE, token, max_age=max_age, path="/")
+    set_cookie(response, SESSION_COOKIE, token, max_age=max_age, path="/")
     response.delete_cookie(
         LOGIN_CSRF_COOKIE, path="/login", secure=_secure(), httponly=True
     )
@@ -209,7 +210,7 @@ def _login_page(target: str, error: str | None = None, status: int = 200) -> Res
     g.login_csrf = token
     body = render_template("login.html", next=target, error=error)
     response = Response(body, status=status)
-    _set_cookie(response, LOGIN_CSRF_COOKIE, token, max_age=None, path="/login")
+    set_cookie(response, LOGIN_CSRF_COOKIE, token, max_age=None, path="/login")
     return response
 
 
@@ -246,9 +247,10 @@ def _secure() -> bool:
     return request.is_secure if setting == "auto" else bool(setting)
 
 
-def _set_cookie(
+def set_cookie(
     response: Response, name: str, value: str, max_age: int | None, path: str
 ) -> None:
+    """Set an HttpOnly, SameSite=Lax cookie, Secure as ``web.secure_cookies`` says."""
     response.set_cookie(
         name,
         value,

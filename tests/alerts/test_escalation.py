@@ -9,18 +9,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from stored_alerts import add_stored_alert
 from test_outbox import PASSWORD, MailServer, free_port, parse, start_server
 
 from alerts import policy
 from alerts.cards import card_to_json
 from alerts.escalation import escalate_due, escalation_message
-from alerts.mail import compose_notice
-from alerts.outbox import Senders, deliver_due, mail_deliveries
+from alerts.outbox import Senders, deliver_due
 from alerts.robots import AlertCard
 from alerts.senders import SmtpSender
 from config import Config, Robot, Smtp, load
 from job import Job
-from storage import NewAlert, NewMessage, Store
+from storage import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 CREATED = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -55,30 +55,18 @@ def escalating_config(tmp_path: Path, **alerts) -> Config:
 
 
 def add_overdue_alert(store: Store, key: str = "post:1", level: str = "critical"):
-    composed = compose_notice(
+    return add_stored_alert(
+        store,
         key,
-        "[烽火·危机] 投诉 | QC7 | 刹车失灵",
-        "各位好，\n刹车失灵。\n",
-        sender="烽火预警 <fenghuo@localhost>",
-        recipients=("cr@qicheng.example",),
-        now=CREATED,
-    )
-    message = NewMessage(
-        reason="new",
-        message_id=composed.message_id,
-        subject=composed.subject,
-        message=composed.message,
-        deliveries=mail_deliveries("eml", ("cr@qicheng.example",)),
+        subject="[烽火·危机] 投诉 | QC7 | 刹车失灵",
+        created=CREATED,
+        deadline=DEADLINE,
+        level=level,
         card=card_to_json(CARD),
     )
-    alert = NewAlert(
-        None, key, level, "complaint", composed.subject, message, deadline=DEADLINE
-    )
-    [alert_id] = store.add_alerts([alert], now=CREATED)
-    return alert_id
 
 
-def test_each_tier_told_once(store, tmp_path):
+def test_each_tier_notified_once(store, tmp_path):
     config = escalating_config(tmp_path)
     alert_id = add_overdue_alert(store)
 
