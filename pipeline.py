@@ -1,4 +1,5 @@
-"""Fenghuo's command line: once, run, status, evaluate, train, serve and users.
+"""Fenghuo's command line: once, run, status, evaluate, train, serve, users and
+alerts.
 
 It loads config.yaml, opens the store and hands over to the job (job.py) for
 one pass over the sources, or to the scheduled service (service.py). Nothing
@@ -24,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import config as config_module
+from alert_commands import make_alert_commands
 from alerts.outbox import DeliveryReport
 from config import Config, ConfigError, Source
 from items import (
@@ -534,10 +536,23 @@ def _format_status(report, job_running: bool, config: Config) -> str:
         if kind in report.levels_by_kind:
             levels = _counts(Counter(report.levels_by_kind[kind]), LEVELS)
             lines.append(f"  {kind + ':':<11} {levels}")
-    lines.append(
-        f"alerts: {report.pending_alerts} pending, {report.failed_alerts} failed, "
-        f"{report.unconfirmed_alerts} unconfirmed"
-    )
+    alerts = [f"{report.pending_alerts} pending"]
+    if report.sending_alerts and job_running:
+        alerts.append(f"{report.sending_alerts} sending (job running)")
+    elif report.sending_alerts:
+        # No job holds the lock, so the job that was sending them was killed.
+        alerts.append(f"{report.sending_alerts} interrupted")
+    alerts += [
+        f"{report.failed_alerts} failed",
+        f"{report.unconfirmed_alerts} unconfirmed",
+    ]
+    lines.append("alerts: " + ", ".join(alerts))
+    if report.sending_alerts and not job_running:
+        lines.append(
+            "  interrupted: a job stopped while sending them, so they may have "
+            "arrived; the next 'once' or 'run' marks them unconfirmed, and "
+            "'alerts confirm' or 'alerts resend' settles them"
+        )
     return "\n".join(lines)
 
 
@@ -623,9 +638,11 @@ def _utc(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-# The review page's commands live in web/commands.py.
+# The review page's commands live in web/commands.py, the alerts commands in
+# alert_commands.py.
 for web_command in make_commands(_start, open_store, common_options):
     cli.add_command(web_command)
+cli.add_command(make_alert_commands(_start, open_store, common_options))
 
 if __name__ == "__main__":
     cli()

@@ -16,6 +16,7 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from email import message_from_string
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -523,4 +524,27 @@ def compose_reply(
         message["In-Reply-To"] = thread.parent
         message["References"] = " ".join(thread.references or (thread.parent,))
     message.set_content(body, charset="utf-8")
+    return Composed(subject=subject, message_id=message_id, message=message.as_string())
+
+
+def copy_as_reply(original: str, thread: Thread, *, now: datetime) -> Composed:
+    """Build a copy of a stored mail as a new message in its alert's thread.
+
+    The body and recipients stay as they were. The copy gets the Message-ID
+    of ``thread.key``, the date ``now``, "Re: " before ``thread.subject`` and
+    reply headers naming ``thread.parent`` and ``thread.references``, so that
+    a mail client shows it in the same thread as a message of its own.
+    """
+    message = message_from_string(original, policy=SMTP)
+    sender = message.get("From", "")
+    subject = "Re: " + header_safe(thread.subject or message.get("Subject", ""), 200)
+    message_id = _message_id(thread.key, str(sender))
+    for name in ("Subject", "Date", "Message-ID", "In-Reply-To", "References"):
+        del message[name]
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id
+    if thread.parent:
+        message["In-Reply-To"] = thread.parent
+        message["References"] = " ".join(thread.references or (thread.parent,))
     return Composed(subject=subject, message_id=message_id, message=message.as_string())

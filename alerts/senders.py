@@ -212,3 +212,33 @@ class EmlSender:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:DETAIL_CHARS]
+
+
+def send_now(settings: Smtp, password: str | None, message: str, recipient: str) -> str:
+    """Send one message to one recipient over a connection of its own, and
+    return the server's reply to the message data, such as "250 2.0.0 Ok".
+
+    Raises OSError for network and TLS errors and ``smtplib.SMTPException``
+    for the server's refusals, including a refused sender or recipient.
+    """
+    client = open_smtp(settings, password)
+    try:
+        sender = envelope_sender(message, settings)
+        code, reply = client.mail(sender)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, sender)
+        code, reply = client.rcpt(recipient)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        code, reply = client.data(message.encode("ascii"))
+    finally:
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            client.close()
+    return f"{code} {reply.decode('utf-8', 'replace')}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """Describe an SMTP or network error in one line, as the delivery log does."""
+    return " ".join(_describe(exc).split())

@@ -287,8 +287,10 @@ class StatusReport:
     ``levels`` counts them by the level of the latest grading of that
     classification, and ``levels_by_kind`` splits the same counts by kind.
     Posts whose latest classification has no grading are not in the level counts.
-    The alert counts count alerts with at least one delivery that is pending
-    (or being sent), failed, or unconfirmed, so one alert may be in several.
+    The alert counts count alerts with at least one delivery that is pending,
+    being sent, failed, or unconfirmed, so one alert may be in several. A
+    delivery is being sent while a job sends it, and stays so when that job
+    was killed, until the next job marks it unconfirmed at its start.
     """
 
     sources: tuple[SourceStatus, ...]
@@ -297,6 +299,7 @@ class StatusReport:
     levels: Mapping[str, int] = field(default_factory=dict)
     levels_by_kind: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     pending_alerts: int = 0
+    sending_alerts: int = 0
     failed_alerts: int = 0
     unconfirmed_alerts: int = 0
 

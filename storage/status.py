@@ -31,7 +31,8 @@ def read_status(connection: Connection) -> StatusReport:
         kinds=kinds,
         levels=levels,
         levels_by_kind=levels_by_kind,
-        pending_alerts=count_alerts_with(connection, ("pending", "sending")),
+        pending_alerts=count_alerts_with(connection, ("pending",)),
+        sending_alerts=count_alerts_with(connection, ("sending",)),
         failed_alerts=count_alerts_with(connection, ("failed",)),
         unconfirmed_alerts=count_alerts_with(connection, ("unconfirmed",)),
     )

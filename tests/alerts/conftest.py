@@ -1,4 +1,4 @@
-"""Fixtures of the alert tests: loopback chat robots."""
+"""Fixtures of the alert tests: loopback chat robots and a loopback SMTP server."""
 
 from __future__ import annotations
 
@@ -19,3 +19,14 @@ def robots():
     yield start
     for robot in started:
         robot.stop()
+
+
+@pytest.fixture
+def mail_server():
+    """Start an aiosmtpd server on loopback; yield its handler and port."""
+    from test_outbox import MailServer, free_port, start_server
+
+    handler = MailServer()
+    controller = start_server(handler, free_port())
+    yield handler, controller.port
+    controller.stop()

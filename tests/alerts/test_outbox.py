@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from email.policy import default as default_policy
 from pathlib import Path
 
-import pytest
 import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -129,14 +128,6 @@ def start_server(handler: MailServer, port: int) -> Controller:
     )
     controller.start()
     return controller
-
-
-@pytest.fixture
-def mail_server():
-    handler = MailServer()
-    controller = start_server(handler, free_port())
-    yield handler, controller.port
-    controller.stop()
 
 
 def parse(content: bytes) -> email.message.EmailMessage:
