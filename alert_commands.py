@@ -188,6 +188,7 @@ def resend_message(detail: AlertDetail, config: Config, now: datetime) -> NewMes
     to every recipient of the first: each mail address on the configured mail
     channel, and each robot."""
     first, last = detail.messages[0], detail.messages[-1]
+
     first_deliveries = [d for d in detail.deliveries if d.message == first.id]
     addresses = [d.recipient for d in first_deliveries if d.channel in MAIL_CHANNELS]
     robots = tuple(
@@ -195,6 +196,7 @@ def resend_message(detail: AlertDetail, config: Config, now: datetime) -> NewMes
         for d in first_deliveries
         if d.channel not in MAIL_CHANNELS
     )
+
     references = [m.message_id for m in detail.messages]
     if len(references) > MAX_REFERENCES:
         references = [references[0], *references[-(MAX_REFERENCES - 1) :]]
@@ -205,6 +207,7 @@ def resend_message(detail: AlertDetail, config: Config, now: datetime) -> NewMes
         subject=first.subject,
     )
     copy = copy_as_reply(first.message, thread, now=now)
+
     deliveries = mail_deliveries(mail_channel(config.alerts), addresses)
     return NewMessage(
         reason="resend",

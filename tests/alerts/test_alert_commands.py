@@ -356,3 +356,9 @@ def test_test_mail_rejects_bad_address(tmp_path, database, mail_server):
 
     assert result.exit_code == 2
     assert "--to: invalid email address 'not an address'" in result.output
+
+
+def test_readme_names_every_alerts_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in pipeline.cli.commands["alerts"].commands:
+        assert f"pipeline.py alerts {name}" in readme, name
