@@ -18,7 +18,7 @@ from email.utils import parseaddr
 import click
 from sqlalchemy.exc import IntegrityError
 
-from alerts.mail import Thread, compose_notice, copy_as_reply
+from alerts.mail import Thread, compose_notice, copy_as_reply, reply_references
 from alerts.outbox import deliver_due, mail_channel, mail_deliveries
 from alerts.senders import describe_error, send_now
 from config import Config
@@ -38,8 +38,6 @@ logger = logging.getLogger(__name__)
 
 ALERT_STATUSES = ("open", "acknowledged", "closed")
 VIA_COMMAND_LINE = {"via": "command line"}
-# Message-IDs that a resend names in References, the first and the latest.
-MAX_REFERENCES = 20
 
 
 BY_OPTION = click.option(
@@ -197,13 +195,10 @@ def resend_message(detail: AlertDetail, config: Config, now: datetime) -> NewMes
         if d.channel not in MAIL_CHANNELS
     )
 
-    references = [m.message_id for m in detail.messages]
-    if len(references) > MAX_REFERENCES:
-        references = [references[0], *references[-(MAX_REFERENCES - 1) :]]
     thread = Thread(
         key=f"{detail.alert.dedup_key}#resend-{len(detail.messages)}",
         parent=last.message_id,
-        references=tuple(references),
+        references=reply_references([m.message_id for m in detail.messages]),
         subject=first.subject,
     )
     copy = copy_as_reply(first.message, thread, now=now)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from alerts import policy
 from alerts.cards import card_from_json, card_to_json
-from alerts.mail import ESCALATION, Thread, compose_reply
+from alerts.mail import ESCALATION, Thread, compose_reply, reply_references
 from alerts.outbox import mail_channel, mail_deliveries
 from alerts.robots import robots_for_level
 from config import Alerts, Config
@@ -27,9 +27,6 @@ from items import LEVEL_NAMES_ZH
 from storage import AlertDetail, NewDelivery, NewMessage, Store
 
 logger = logging.getLogger(__name__)
-
-# Message-IDs that an escalation names in References, the first and the latest.
-MAX_REFERENCES = 20
 
 
 def ack_secret(settings: Alerts) -> str:
@@ -102,14 +99,11 @@ def escalation_message(
     addresses = policy.distinct_addresses(
         [a for name in departments for a in settings.departments[name].recipients]
     )
-    references = [m.message_id for m in detail.messages]
-    if len(references) > MAX_REFERENCES:
-        references = [references[0], *references[-(MAX_REFERENCES - 1) :]]
     thread = Thread(
         key=f"{alert.dedup_key}#escalation-{tier + 1}",
         reasons=(ESCALATION,),
         parent=last.message_id,
-        references=tuple(references),
+        references=reply_references([m.message_id for m in detail.messages]),
         subject=first.subject,
         ack_url=policy.ack_url(settings.review_url, ack_secret(settings), alert.id),
     )

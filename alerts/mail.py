@@ -134,6 +134,18 @@ class Thread:
 
 
 ESCALATION = "escalation"
+# Message-IDs that a reply names in References: the first and the latest.
+MAX_REFERENCES = 20
+
+
+def reply_references(message_ids: list[str]) -> tuple[str, ...]:
+    """Return the References of a reply to a thread of ``message_ids``, oldest
+    first: all of them, or the first and the latest when there are too many."""
+    if len(message_ids) <= MAX_REFERENCES:
+        return tuple(message_ids)
+    return (message_ids[0], *message_ids[-(MAX_REFERENCES - 1) :])
+
+
 _REASONS_ZH = {
     policy.LEVEL_RAISED: "级别升至【{level}】",
     policy.REACH_DOUBLED: "传播量翻倍，现共 {reach:,} 次互动",

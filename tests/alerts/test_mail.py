@@ -335,3 +335,17 @@ def test_escalation_says_why_it_reaches_the_reader():
     )
     body = parsed.get_body(("plain",)).get_content()
     assert "超过首次响应时限仍无人确认，按升级规则转给您" in body
+
+
+def test_reply_references_keep_first_and_latest():
+    from alerts.mail import MAX_REFERENCES, reply_references
+
+    ids = [f"<{number}@x>" for number in range(25)]
+
+    kept = reply_references(ids)
+
+    assert len(kept) == MAX_REFERENCES
+    assert kept[0] == "<0@x>"
+    assert kept[1] == "<6@x>"
+    assert kept[-1] == "<24@x>"
+    assert reply_references(ids[:3]) == tuple(ids[:3])
