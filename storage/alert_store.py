@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, func, insert, or_, select, update
 
 from . import rows
 from .records import (
@@ -672,6 +672,16 @@ def overdue_alerts(
     """
     if not tiers_by_level:
         return []
+    statement = overdue_statement(now, tiers_by_level, limit)
+    return [
+        rows.alert_from_row(row) for row in connection.execute(statement).mappings()
+    ]
+
+
+def overdue_statement(
+    now: datetime, tiers_by_level: Mapping[str, int], limit: int
+) -> Select:
+    """Build the query of :func:`overdue_alerts`."""
     column = alerts.c
     tiers_left = or_(
         *(
@@ -679,7 +689,7 @@ def overdue_alerts(
             for level, count in tiers_by_level.items()
         )
     )
-    statement = (
+    return (
         select(alerts)
         .where(
             column.status == "open",
@@ -690,9 +700,6 @@ def overdue_alerts(
         .order_by(column.deadline, column.id)
         .limit(limit)
     )
-    return [
-        rows.alert_from_row(row) for row in connection.execute(statement).mappings()
-    ]
 
 
 def escalate(

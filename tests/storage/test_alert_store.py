@@ -542,3 +542,23 @@ def test_downgrade_keeps_first_messages(database_url: str) -> None:
         ]
         store.migrate()
         assert [d.status for d in store.get_alert(1).deliveries] == ["sent", "sent"]
+
+
+def test_overdue_query_uses_deadline_index(tmp_path):
+    from storage.alert_store import overdue_statement
+
+    store = Store(f"sqlite:///{tmp_path / 'plan.db'}")
+    store.migrate()
+    statement = overdue_statement(datetime.now(UTC), {"critical": 2, "medium": 1}, 200)
+    try:
+        with store.engine.connect() as connection:
+            compiled = statement.compile(connection)
+            parameters = tuple(compiled.params[name] for name in compiled.positiontup)
+            plan = connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + str(compiled), parameters
+            ).all()
+    finally:
+        store.close()
+
+    [step] = plan
+    assert "USING INDEX ix_alerts_status_deadline" in step[3]
