@@ -321,7 +321,14 @@ def _test(runtime: Runtime) -> click.Command:
 
 def _actor(by: str | None) -> str:
     """Return the name given with --by, on one line, or the login name."""
-    name = " ".join((by if by is not None else getpass.getuser()).split())
+    if by is None:
+        try:
+            by = getpass.getuser()
+        except (OSError, KeyError):
+            raise click.UsageError(
+                "--by: missing, and the login name is unknown; give a name"
+            ) from None
+    name = " ".join(by.split())
     if not name:
         raise click.UsageError("--by: expected a name; got an empty one")
     return name

@@ -188,6 +188,16 @@ def test_ack_then_already_acknowledged(tmp_path, database):
     assert entry.details == {"by": "wang", "via": "command line"}
 
 
+def test_ack_defaults_to_login_name(tmp_path, database):
+    config_path = write_config(tmp_path, database_url_of(database))
+    alert_id = add_alert(database, "k1")
+
+    result = run(config_path, "alerts", "ack", str(alert_id), env={"LOGNAME": "zhao"})
+
+    assert result.exit_code == 0, result.output
+    assert database.get_alert(alert_id).alert.acknowledged_by == "zhao"
+
+
 def test_ack_unknown_alert_exits_1(tmp_path, database):
     config_path = write_config(tmp_path, database_url_of(database))
 
