@@ -917,6 +917,11 @@ def _check_alert_policy(alerts: Alerts, timezone: str, path: Path) -> None:
                     f"{path}: alerts.escalation.{level}[{i}]: empty tier; list the "
                     "departments it reaches, or remove it"
                 )
+            if not any(alerts.departments[name].recipients for name in tier):
+                raise ConfigError(
+                    f"{path}: alerts.escalation.{level}[{i}]: no recipients; its "
+                    f"departments {list(tier)} have none"
+                )
     for address in alerts.digests.recipients:
         _check_address(address, "alerts.digests.recipients", path)
     for name in ("daily", "weekly"):

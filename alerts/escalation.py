@@ -1,4 +1,4 @@
-"""Escalation: tell the next tier of departments about alerts nobody acknowledged.
+"""Escalation: notify the next tier of departments of unacknowledged alerts.
 
 :func:`escalate_due` runs every minute in the service and once per ``once``
 run. It reads the open alerts past their deadline, asks
@@ -76,7 +76,7 @@ def escalate_due(store: Store, config: Config, now: datetime) -> list[int]:
         )
         if not message.deliveries:
             logger.error(
-                "escalation tier reaches nobody alert=%s tier=%s",
+                "escalation tier has no recipients alert=%s tier=%s",
                 alert.id,
                 tier + 1,
             )
@@ -86,7 +86,7 @@ def escalate_due(store: Store, config: Config, now: datetime) -> list[int]:
 def escalation_message(
     detail: AlertDetail, tier: int, config: Config, now: datetime
 ) -> NewMessage:
-    """Build the message that tells escalation tier ``tier`` (from 0) of an alert.
+    """Build the message that notifies escalation tier ``tier`` (from 0) of an alert.
 
     It replies to the alert's latest message, goes to the tier's departments
     by mail and to the robots that take the alert's level, and carries the

@@ -487,6 +487,20 @@ def test_bad_config_names_key(tmp_path, change, expected):
             "alerts.escalation.critical[1]: empty tier",
         ),
         (
+            {
+                "departments": {
+                    "operations": {"name": "运维", "recipients": ["ops@x.example"]},
+                    "pr": {"name": "公关部"},
+                },
+                "routing": {
+                    "medium": {"departments": ["operations"]},
+                    "critical": {"departments": ["operations"]},
+                },
+                "escalation": {"critical": [["operations"], ["pr"]]},
+            },
+            "alerts.escalation.critical[1]: no recipients; its departments ['pr']",
+        ),
+        (
             {"digests": {"daily": "0 8 * * *"}},
             "alerts.digests: no recipients",
         ),
