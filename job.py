@@ -21,13 +21,13 @@ from pathlib import Path
 
 import click
 
-from alerts import rules
-from alerts.cards import card_for, card_to_json
+from alerts import policy
 from alerts.health import health_notice
-from alerts.mail import compose
-from alerts.outbox import Senders, deliver_due, mail_channel, mail_deliveries
-from alerts.robots import RobotSender, RobotSetupError, robots_for_level
+from alerts.outbox import Senders, deliver_due, mail_channel
+from alerts.planner import Candidate, plan_batch
+from alerts.robots import RobotSender, RobotSetupError
 from alerts.senders import EmlSender, SmtpSender
+from alerts.writer import AlertWriter, IncidentSize, Written
 from collectors import (
     Collector,
     CollectorError,
@@ -49,7 +49,7 @@ from nlp import Analyzer
 from nlp.segment import Segmenter
 from signals.problems import STATE_VERSION, Assignment, Problem, ProblemGrouper
 from signals.watch import Watch
-from storage import LockHeld, NewAlert, NewDelivery, NewMessage, Saved, Store
+from storage import LockHeld, Saved, Store
 from storage.rows import GroupingChanges, PostAssignment
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ class SourceSummary:
     duplicates: int = 0
     bad: int = 0
     alerts: int = 0
+    # Messages added to alerts stored before: updates of their incidents.
+    updates: int = 0
     seconds: float = 0.0
     error: str | None = None
     unanalysed: int = 0
@@ -118,6 +120,9 @@ class Job:
         self._analysing = threading.Lock()
         self._grouper: ProblemGrouper | None = self._load_grouper()
         self.watch = Watch(config.early_warning, self.analyzer, store, config.timezone)
+        # The time the alerts are planned and delivered by; tests move it.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.writer = AlertWriter(config.alerts, config.timezone, store.recent_mail)
 
     def run_source(
         self, source: Source, *, show_progress: bool = False
@@ -313,9 +318,17 @@ class Job:
             try:
                 grouping, problems = self._group(posts, assessments)
                 assessments, signals = self.watch.assess(posts, assessments, problems)
-                alerts = self._compose_alerts(posts, assessments, problems)
+                incident_of = {a.post_id: a.incident_id for a in grouping.assignments}
+                written = self._plan_alerts(
+                    posts, assessments, signals, incident_of, problems
+                )
                 saved = self.store.save_batch(
-                    post_ids, assessments, alerts, grouping, signals
+                    post_ids,
+                    assessments,
+                    written.alerts,
+                    grouping,
+                    signals,
+                    updates=written.updates,
                 )
             except BaseException:
                 # The grouper now contains posts that the database does not,
@@ -347,17 +360,20 @@ class Job:
         try:
             with self._grouping:
                 regradings = self.watch.regrade(post_ids, self._current_grouper())
-            changed = [r for r in regradings if r.changed]
-            alerts = self._compose_alerts(
-                [(r.post_id, r.item) for r in changed], [r.assessment for r in changed]
-            )
-            signals = [warning for r in regradings for warning in r.signals]
-            saved = self.store.save_regradings(
-                [(r.post_id, r.assessment.grading) for r in changed],
-                alerts,
-                signals,
-                done=post_ids,
-            )
+                changed = [r for r in regradings if r.changed]
+                signals = [warning for r in regradings for warning in r.signals]
+                written = self._plan_alerts(
+                    [(r.post_id, r.item) for r in changed],
+                    [r.assessment for r in changed],
+                    signals,
+                )
+                saved = self.store.save_regradings(
+                    [(r.post_id, r.assessment.grading) for r in changed],
+                    written.alerts,
+                    signals,
+                    done=post_ids,
+                    updates=written.updates,
+                )
         except Exception:
             logger.exception(
                 "regrading failed source=%s posts=%s", summary.source, len(post_ids)
@@ -467,6 +483,7 @@ class Job:
         self, saved: Saved, signals: list[Signal], summary: SourceSummary
     ) -> None:
         summary.alerts += sum(1 for alert_id in saved.alert_ids if alert_id is not None)
+        summary.updates += saved.updated_alerts
         for warning, signal_id in zip(signals, saved.signal_ids, strict=True):
             if signal_id is not None:
                 summary.signals[warning.kind] += 1
@@ -592,84 +609,95 @@ class Job:
             logger.warning("recovered unanalysed posts count=%s", recovered)
         return recovered
 
-    def _compose_alerts(
+    def _plan_alerts(
         self,
         posts: list[tuple[int, Item]],
         assessments: list[Assessment],
+        signals: list[Signal],
+        incident_of: dict[int, int] | None = None,
         problems: dict[int, tuple[int, int]] | None = None,
-    ) -> list[NewAlert]:
-        """Build the alerts that the graded posts call for, each with its first
-        message.
+    ) -> Written:
+        """Plan the alerts and alert updates that graded posts call for.
 
-        ``problems`` gives a post's problem and how many people reported it,
-        for the robot card; the caller holds the grouping lock when it is given.
+        Each post is seen as part of its incident: the incident's reach (its
+        stored posts' latest engagement and the batch's posts so far) and the
+        people who reported it. ``incident_of`` gives the incident of posts
+        grouped in this batch; the others are looked up. ``problems`` gives a
+        post's problem and how many people reported it. The caller holds the
+        grouping lock.
         """
-        now = datetime.now(UTC)
+        graded = [
+            (post_id, item, assessment)
+            for (post_id, item), assessment in zip(posts, assessments, strict=True)
+            if assessment.grading is not None
+            and assessment.classification.kind in policy.ALERTED_KINDS
+            and assessment.relevance.relevant
+        ]
+        if not graded:
+            return Written([], [])
+        incident_of = dict(incident_of or {})
+        unknown = [post_id for post_id, _, _ in graded if post_id not in incident_of]
+        if unknown:
+            incident_of.update(self.store.incidents_of(unknown))
+        stored_reach = self.store.incident_reach(set(incident_of.values()))
+        viral = {s.post_id for s in signals if s.kind == "viral"}
+        grouper = self._current_grouper()
         problem_of = self._problem_labels(problems)
-        new_alerts = []
-        for (post_id, item), assessment in zip(posts, assessments, strict=True):
-            decision = rules.decide(item, assessment, self.config.alerts)
-            if decision is None:
-                continue
-            message = self._first_message(
-                decision, (post_id, item), assessment, now, problem_of(post_id)
-            )
-            new_alerts.append(
-                NewAlert(
-                    post_id=post_id,
-                    dedup_key=decision.dedup_key,
-                    level=decision.level,
-                    kind=decision.kind,
-                    subject=message.subject,
-                    message=message,
-                    deadline=assessment.grading.deadline,
-                )
-            )
-        return new_alerts
 
-    def _first_message(
-        self,
-        decision: rules.AlertDecision,
-        post: tuple[int, Item],
-        assessment: Assessment,
-        now: datetime,
-        problem: tuple[str, int] | None,
-    ) -> NewMessage:
-        """Build an alert's first message: a mail to every recipient, and a
-        card to every robot that takes the alert's level."""
-        settings = self.config.alerts
-        post_id, item = post
-        composed = compose(
-            decision,
-            item,
-            assessment,
-            post_id=post_id,
-            sender=settings.sender,
-            review_url=settings.review_url,
-            timezone=self.config.timezone,
-            now=now,
+        batch_ids = {post_id for post_id, _ in posts}
+        batch_members: dict[int, set[int]] = {}
+        for post_id in batch_ids:
+            if post_id in incident_of:
+                batch_members.setdefault(incident_of[post_id], set()).add(post_id)
+        reach: dict[int, int] = {
+            incident_id: sum(r for p, r in members.items() if p not in batch_ids)
+            for incident_id, members in stored_reach.items()
+        }
+        candidates = []
+        sizes: dict[str, IncidentSize] = {}
+        for post_id, item, assessment in graded:
+            incident_id = incident_of.get(post_id)
+            own_reach = item.engagement.interactions
+            owners = 1
+            if incident_id is not None:
+                reach[incident_id] = reach.get(incident_id, 0) + own_reach
+                own_reach = reach[incident_id]
+                owners = max(1, len(grouper.incident(incident_id).reporters))
+            grading = assessment.grading
+            sighting = policy.Sighting(
+                post_id=post_id,
+                incident_id=incident_id,
+                level=grading.level,
+                kind=assessment.classification.kind,
+                relevant=True,
+                high_risk=grading.high_risk,
+                viral=post_id in viral,
+                reach=own_reach,
+                owners=owners,
+                root_cause=assessment.classification.root_cause,
+                deadline=grading.deadline,
+                posted_at=item.created_at,
+            )
+            candidates.append(Candidate(post_id, item, assessment, sighting))
+            members = set(stored_reach.get(incident_id, {}))
+            members |= batch_members.get(incident_id, set())
+            label = problem_of(post_id)
+            sizes[policy.incident_key(sighting)] = IncidentSize(
+                posts=max(1, len(members)),
+                problem=label[0] if label else None,
+                people=label[1] if label else 0,
+            )
+
+        keys = {policy.incident_key(c.sighting) for c in candidates}
+        now = self.clock()
+        plans = plan_batch(
+            candidates,
+            self.store.known_alerts(keys),
+            self.config.alerts,
+            now,
+            self.config.timezone,
         )
-        card = card_for(
-            decision,
-            item,
-            assessment,
-            post_id=post_id,
-            review_url=settings.review_url,
-            problem=problem,
-        )
-        deliveries = mail_deliveries(mail_channel(settings), decision.recipients)
-        deliveries += tuple(
-            NewDelivery(robot.kind, robot.name)
-            for robot in robots_for_level(settings.robots, decision.level)
-        )
-        return NewMessage(
-            reason="new",
-            message_id=composed.message_id,
-            subject=composed.subject,
-            message=composed.message,
-            deliveries=deliveries,
-            card=card_to_json(card),
-        )
+        return self.writer.write(plans, sizes, now)
 
     def _problem_labels(
         self, problems: dict[int, tuple[int, int]] | None
@@ -724,7 +752,7 @@ class Job:
                 report = deliver_due(
                     self.store,
                     senders,
-                    datetime.now(UTC),
+                    self.clock(),
                     self.stop.is_set,
                     retry_time=retry_time,
                 )

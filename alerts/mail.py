@@ -164,7 +164,7 @@ def compose(
     zone = ZoneInfo(timezone)
     thread = thread or Thread(key=decision.dedup_key)
 
-    subject = _subject(decision, item, assessment)
+    subject = subject_line(decision, item, assessment)
     if thread.subject:
         subject = "Re: " + header_safe(thread.subject, 200)
     message_id = _message_id(thread.key, sender)
@@ -196,7 +196,8 @@ def header_safe(value: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _subject(decision: AlertDecision, item: Item, assessment: Assessment) -> str:
+def subject_line(decision: AlertDecision, item: Item, assessment: Assessment) -> str:
+    """Return the subject of an alert's first mail."""
     level = LEVEL_NAMES_ZH[decision.level]
     kind = KIND_NAMES_ZH[decision.kind]
     if decision.kind == "grievance" and decision.high_risk:
