@@ -185,7 +185,7 @@ def _insert_deliveries(
     """Insert a message's deliveries, each due at its ``not_before`` or ``now``."""
     due: dict[tuple[str, str], datetime] = {}
     for delivery in message.deliveries:
-        moment = now if delivery.not_before is None else max(now, delivery.not_before)
+        moment = now if delivery.not_before is None else delivery.not_before
         due.setdefault((delivery.channel, delivery.recipient), moment)
     delivery_rows = [
         {
