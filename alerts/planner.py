@@ -1,9 +1,9 @@
 """Turn the graded posts of a batch into alerts and alert updates to store.
 
 :mod:`alerts.policy` decides for one post at a time. This module walks a
-batch in post order, one incident at a time, so that the copies of an incident
-in one batch make one message, and a message not sent yet takes in what the
-next posts add instead of being followed by another.
+batch in post order and keeps one plan per incident, so the copies of an
+incident in one batch make one message. A message not sent yet takes in what
+later posts add, instead of being followed by another.
 """
 
 from __future__ import annotations
@@ -185,8 +185,8 @@ def delivery_times(
     """Return when each mail recipient may get a message of ``level``.
 
     ``recent`` lists (message id, recipient, time, level) of the mail sent or
-    due around ``send_at``; the message ``leave_out`` is left out because the
-    new one replaces it. A recipient at the hourly cap waits until the cap
+    due around ``send_at``. The message ``leave_out`` is not counted, because
+    the new one replaces it. A recipient at the hourly cap waits until the cap
     allows (see :func:`alerts.policy.cap_allows`).
     """
     by_recipient: dict[str, list[tuple[datetime, str]]] = defaultdict(list)

@@ -2,7 +2,7 @@
 
 A plan (see :mod:`alerts.planner`) opens an alert or updates one. This module
 composes the mail and the robot card, chooses the recipients by level and root
-cause, holds each mail recipient within the hourly cap, and returns the
+cause, keeps each mail recipient within the hourly cap, and returns the
 :class:`storage.NewAlert` and :class:`storage.AlertUpdate` records that the job
 saves with the batch.
 """
@@ -195,6 +195,8 @@ class AlertWriter:
         assert known is not None
         alert = known.alert
         decision = self._decision(plan, routes)
+
+        # A replaced message leaves the thread, so the update follows the one before.
         thread_ids = known.message_ids
         if plan.replaces is not None:
             thread_ids = thread_ids[:-1]
@@ -218,6 +220,8 @@ class AlertWriter:
                 **common,
             )
         message = self._message(plan, decision, thread, deliveries, now, size)
+
+        # A raised level brings the earlier deadline of the higher level.
         deadline = alert.deadline
         raised = policy.LEVEL_RANK[plan.plan.level] > policy.LEVEL_RANK[alert.level]
         new_deadline = plan.shown.assessment.grading.deadline
