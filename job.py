@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 from alerts import policy
+from alerts.digest import digest_alert, digest_key
 from alerts.health import health_notice
 from alerts.outbox import Senders, deliver_due, mail_channel
 from alerts.planner import Candidate, plan_batch
@@ -719,6 +720,17 @@ class Job:
 
         return label_of
 
+    def send_digest(self, kind: str) -> int | None:
+        """Store the daily or weekly digest of the last complete period, then
+        deliver what is due; return the digest's alert id.
+
+        Returns None when the digests have no recipients or this period's digest
+        was stored before, so a digest is sent once per period.
+        """
+        alert_id = store_digest(self.config, self.store, kind, self.clock())
+        self.deliver()
+        return alert_id
+
     def verify_lock(self) -> None:
         """Check that this job still holds the database's job lock.
 
@@ -790,6 +802,35 @@ def _problem_data(problem: Problem) -> dict:
         "label": problem.label,
         "root_cause": problem.root_cause,
     }
+
+
+def store_digest(config: Config, store: Store, kind: str, now: datetime) -> int | None:
+    """Store the digest ``kind`` ("daily" or "weekly") of the last complete
+    period with its deliveries; return its alert id, or None when it has no
+    recipients or was stored before."""
+    key = digest_key(kind, now, config.timezone)
+    if store.known_alerts({key}):
+        logger.info("digest already stored digest=%s key=%s", kind, key)
+        return None
+    alert = digest_alert(kind, store, config, now)
+    if alert is None:
+        logger.info("digest not sent, it has no recipients digest=%s", kind)
+        return None
+    [alert_id] = store.add_alerts([alert], now=now)
+    if alert_id is None:
+        logger.info("digest already stored digest=%s key=%s", kind, alert.dedup_key)
+    else:
+        logger.info("digest stored digest=%s key=%s", kind, alert.dedup_key)
+    return alert_id
+
+
+def deliver_once(config: Config, store: Store, now: datetime) -> tuple[int, int]:
+    """Deliver the due alert messages without a job; return how many deliveries
+    were sent and how many were not. The caller holds the job lock."""
+    retry_time = timedelta(hours=config.alerts.retry_hours)
+    with make_senders(config) as senders:
+        report = deliver_due(store, senders, now, lambda: False, retry_time=retry_time)
+    return report.sent, report.unsuccessful
 
 
 def make_analyzer(config: Config) -> Analyzer:

@@ -24,13 +24,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import config as config_module
+from alerts.digest import digest_key
 from config import Config, ConfigError, Source
 from items import (
     KINDS,
     LEVELS,
     SIGNAL_KINDS,
 )
-from job import Job, make_analyzer, run_once
+from job import Job, deliver_once, make_analyzer, run_once, store_digest
 from nlp import Analyzer
 from service import next_run_time, serve
 from storage import LockHeld, MigrationError, SignalRecord, Store
@@ -188,6 +189,45 @@ def once(ctx: click.Context) -> None:
             err=True,
         )
     if any(summary.status == "failed" for summary in summaries):
+        ctx.exit(1)
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["daily", "weekly"]))
+@common_options
+@click.pass_context
+def digest(ctx: click.Context, kind: str) -> None:
+    """Send the daily or weekly digest of the last complete day or week now.
+
+    Each period's digest is sent once, whether by this command or on the
+    service's schedule. Without a running job the digest is delivered at once;
+    with one, the job delivers it.
+    """
+    config = _start(ctx)
+    now = datetime.now(UTC)
+    with open_store(config) as store:
+        alert_id = store_digest(config, store, kind, now)
+        if alert_id is None:
+            key = digest_key(kind, now, config.timezone)
+            if store.known_alerts({key}):
+                click.echo(f"the {kind} digest {key} was sent before")
+            else:
+                click.echo(
+                    "no digest sent: alerts.digests names no department or recipient"
+                )
+            return
+        try:
+            with store.job_lock():
+                sent, failed = deliver_once(config, store, now)
+        except LockHeld:
+            click.echo(
+                f"{kind} digest stored as alert {alert_id}; the running job sends it"
+            )
+            return
+    click.echo(
+        f"{kind} digest stored as alert {alert_id}: {sent} sent, {failed} not sent"
+    )
+    if failed:
         ctx.exit(1)
 
 

@@ -20,7 +20,7 @@ from storage import AlertUpdate, IncidentFacts, NewAlert, NewDelivery, NewMessag
 from . import policy
 from .cards import card_for, card_to_json
 from .mail import Thread, compose, subject_line
-from .outbox import mail_channel
+from .outbox import bare_addresses, mail_channel
 from .planner import IncidentPlan, delivery_times, reason_text
 from .robots import robots_for_level
 from .rules import AlertDecision
@@ -69,7 +69,11 @@ class AlertWriter:
         """Return the alerts and updates of ``plans``; ``sizes`` by incident key."""
         written = Written([], [])
         routes = {plan.key: self._route(plan) for plan in plans}
-        addresses = {a for _, recipients, _ in routes.values() for a in recipients}
+        addresses = {
+            a
+            for _, recipients, _ in routes.values()
+            for a in bare_addresses(recipients)
+        }
         recent = self.recent_mail(sorted(addresses), now - timedelta(hours=1))
         for plan in plans:
             _, recipients, robots = routes[plan.key]
@@ -109,6 +113,8 @@ class AlertWriter:
         """Return the deliveries of a plan's message, each at its earliest time,
         and count its mail in ``recent`` for the plans after it."""
         send_at = plan.plan.send_at
+        # Deliveries and the cap go by bare address, as the SMTP envelope does.
+        recipients = bare_addresses(recipients)
         times = delivery_times(
             recipients,
             plan.plan.level,
