@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 from alerts import policy
+from alerts.bursts import burst_alert
 from alerts.digest import digest_alert, digest_key
 from alerts.health import health_notice
 from alerts.outbox import Senders, deliver_due, mail_channel
@@ -490,7 +491,8 @@ class Job:
                 summary.signals[warning.kind] += 1
 
     def _watch_bursts(self, summary: SourceSummary) -> None:
-        """Store the bursts going on in problems with recent posts, and the brand's.
+        """Store the bursts going on in problems with recent posts, and the brand's,
+        with their alerts.
 
         The hourly series end at the newest stored post, or now if that is
         later than now (a clock ahead in a source). Every problem with a post
@@ -505,9 +507,28 @@ class Job:
             active = self.store.active_problems(since=end - BURST_ACTIVE_WINDOW)
             with self._grouping:
                 grouper = self._current_grouper()
-                labels = {i: grouper.problem(i).label for i in active}
+                problems = {i: grouper.problem(i) for i in active}
+            labels = {i: problem.label for i, problem in problems.items()}
             signals = self.watch.bursts(labels, end)
-            saved = self.store.add_signals(signals)
+            now = self.clock()
+            alerts = []
+            for warning in signals:
+                problem = problems.get(warning.problem_id)
+                causes = problem.root_causes.most_common(1) if problem else []
+                alert = burst_alert(
+                    warning,
+                    self.config,
+                    now,
+                    label=labels.get(warning.problem_id),
+                    root_cause=causes[0][0] if causes else None,
+                )
+                if alert is not None:
+                    alerts.append(alert)
+            # The signals and their alerts commit together, and both are keyed
+            # by the burst, so a burst found again stores nothing twice.
+            saved = self.store.save_batch([], [], alerts, new_signals=signals)
+            summary.alerts += sum(1 for i in saved.alert_ids if i is not None)
+            saved = saved.signal_ids
         except Exception:
             logger.exception("burst watch failed source=%s", summary.source)
             return
