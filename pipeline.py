@@ -494,8 +494,10 @@ def _format_summary(summaries, seconds: float, config: Config, pending: int) -> 
         where = f"SMTP {config.alerts.smtp.host}"
     else:
         where = str(config.resolve(config.alerts.outbox))
+    updates = sum(s.updates for s in summaries)
     lines.append(
-        f"alerts: {sum(s.alerts for s in summaries)} new, {pending} pending ({where})"
+        f"alerts: {sum(s.alerts for s in summaries)} new, {updates} updates of "
+        f"incidents alerted before, {pending} pending ({where})"
     )
     new_problems = set().union(*(s.new_problems for s in summaries))
     changed = set().union(*(s.changed_problems for s in summaries))

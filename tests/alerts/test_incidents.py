@@ -6,12 +6,14 @@ an hour of posts runs in seconds. Each test runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from model_cache import shipped_model_path
 from smtp_server import parse
 from sqlalchemy import func, select
@@ -204,3 +206,41 @@ def test_quiet_hours_hold_medium_not_critical(job_factory, mail_server):
     levels = {parse(e.content)["X-Fenghuo-Level"] for e in handler.envelopes}
     assert levels == {"critical"}
     assert alert_count(job.store) == 2
+
+
+def test_once_counts_new_alerts_and_updates(tmp_path, database_url, mail_server):
+    job = make_job(tmp_path, database_url, mail_server[1])
+    job.store.close()
+    config_path = tmp_path / "config.yaml"
+    data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    posts = tmp_path / "posts.jsonl"
+    data["sources"][0]["path"] = str(posts)
+    config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def write_copies(numbers: range) -> None:
+        records = [
+            {
+                "id": f"copy-{n}",
+                "text": BRAKE_TEXT,
+                "created_at": now.isoformat(),
+                "source": "weibo",
+                "author": {"name": f"车主{n}", "followers": 200},
+            }
+            for n in numbers
+        ]
+        posts.write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+            encoding="utf-8",
+        )
+
+    runner = CliRunner()
+    write_copies(range(3))
+    first = runner.invoke(pipeline.cli, ["--config", str(config_path), "once"])
+    write_copies(range(3, 6))
+    second = runner.invoke(pipeline.cli, ["--config", str(config_path), "once"])
+
+    assert first.exit_code == 0, first.output
+    assert "alerts: 1 new, 0 updates of incidents alerted before" in first.output
+    assert second.exit_code == 0, second.output
+    assert "alerts: 0 new, 1 updates of incidents alerted before" in second.output
