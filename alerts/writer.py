@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from config import Alerts
@@ -274,6 +274,8 @@ class AlertWriter:
             problem=problem,
         )
         reasons = () if plan.plan.opens else plan.plan.reasons
+        if reasons:
+            card = replace(card, update=True)
         return NewMessage(
             reason=reason_text(reasons),
             message_id=composed.message_id,

@@ -162,6 +162,11 @@ def test_update_waits_for_cooldown(job_factory, mail_server):
     assert mails_per_recipient(handler)["pr@qicheng.example"] == 2
     [alert] = job.store.list_alerts()
     assert alert.messages == 2
+    first, update = job.store.get_alert(alert.alert.id).messages
+    assert first.reason == "new"
+    assert update.reason == "update:owner"
+    assert first.card["update"] is False
+    assert update.card["update"] is True
 
 
 def test_level_raised_skips_cooldown(job_factory, mail_server):
