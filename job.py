@@ -51,7 +51,7 @@ from nlp import Analyzer
 from nlp.segment import Segmenter
 from signals.problems import STATE_VERSION, Assignment, Problem, ProblemGrouper
 from signals.watch import Watch
-from storage import LockHeld, Saved, Store
+from storage import LockHeld, Saved, StaleAlertState, Store
 from storage.rows import GroupingChanges, PostAssignment
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,10 @@ PROGRESS_LOG_SECONDS = 10.0
 # an estimate, far above the longest posts seen on the monitored platforms.
 MAX_FULL_TEXT_CHARS = 50_000
 
+
+# Times a batch's alerts are planned and saved when alerts keep changing in
+# between, which needs an outbox claim or an escalation at that very moment.
+SAVE_ATTEMPTS = 3
 
 # Problems with a post this recent are watched for bursts after each run.
 BURST_ACTIVE_WINDOW = timedelta(days=1)
@@ -321,16 +325,22 @@ class Job:
                 grouping, problems = self._group(posts, assessments)
                 assessments, signals = self.watch.assess(posts, assessments, problems)
                 incident_of = {a.post_id: a.incident_id for a in grouping.assignments}
-                written = self._plan_alerts(
-                    posts, assessments, signals, incident_of, problems
-                )
-                saved = self.store.save_batch(
-                    post_ids,
-                    assessments,
-                    written.alerts,
-                    grouping,
-                    signals,
-                    updates=written.updates,
+
+                def save(written: Written) -> Saved:
+                    return self.store.save_batch(
+                        post_ids,
+                        assessments,
+                        written.alerts,
+                        grouping,
+                        signals,
+                        updates=written.updates,
+                    )
+
+                saved = self._save_alerting(
+                    lambda: self._plan_alerts(
+                        posts, assessments, signals, incident_of, problems
+                    ),
+                    save,
                 )
             except BaseException:
                 # The grouper now contains posts that the database does not,
@@ -364,17 +374,19 @@ class Job:
                 regradings = self.watch.regrade(post_ids, self._current_grouper())
                 changed = [r for r in regradings if r.changed]
                 signals = [warning for r in regradings for warning in r.signals]
-                written = self._plan_alerts(
-                    [(r.post_id, r.item) for r in changed],
-                    [r.assessment for r in changed],
-                    signals,
-                )
-                saved = self.store.save_regradings(
-                    [(r.post_id, r.assessment.grading) for r in changed],
-                    written.alerts,
-                    signals,
-                    done=post_ids,
-                    updates=written.updates,
+                saved = self._save_alerting(
+                    lambda: self._plan_alerts(
+                        [(r.post_id, r.item) for r in changed],
+                        [r.assessment for r in changed],
+                        signals,
+                    ),
+                    lambda written: self.store.save_regradings(
+                        [(r.post_id, r.assessment.grading) for r in changed],
+                        written.alerts,
+                        signals,
+                        done=post_ids,
+                        updates=written.updates,
+                    ),
                 )
         except Exception:
             logger.exception(
@@ -630,6 +642,27 @@ class Job:
         if recovered:
             logger.warning("recovered unanalysed posts count=%s", recovered)
         return recovered
+
+    def _save_alerting(
+        self, plan: Callable[[], Written], save: Callable[[Written], Saved]
+    ) -> Saved:
+        """Plan the alerts, then save them.
+
+        When an alert changed in between, the plan is made again: the outbox
+        claimed a message to replace, or an escalation followed the message an
+        update replies to.
+        """
+        for attempt in range(1, SAVE_ATTEMPTS):
+            try:
+                return save(plan())
+            except StaleAlertState as exc:
+                logger.info(
+                    "alert changed while its update was planned, planning again "
+                    "alert=%s attempt=%s",
+                    exc.alert_id,
+                    attempt,
+                )
+        return save(plan())
 
     def _plan_alerts(
         self,

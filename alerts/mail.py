@@ -36,7 +36,12 @@ from items import (
 
 SUMMARY_CHARS = 36
 BODY_TEXT_CHARS = 5000
-_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Control characters, line and paragraph separators, and the bidirectional
+# marks, embeddings, overrides and isolates, which would let a poster reorder
+# what a mail client shows of the subject.
+_UNSAFE_HEADER = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]+"
+)
 _STRATEGY_NAMES_ZH = {
     "customer_first": "客户至上",
     "balanced": "平等关系",

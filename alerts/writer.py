@@ -235,6 +235,7 @@ class AlertWriter:
             deadline = new_deadline if deadline is None else min(deadline, new_deadline)
         return AlertUpdate(
             alert_id=alert.id,
+            follows=thread_ids[-1] if thread_ids else None,
             message=message,
             level=plan.plan.level,
             kind=plan.state.kind,

@@ -12,6 +12,7 @@ run id, and ``sqlalchemy.exc.SQLAlchemyError`` subclasses for database
 failures. A method that raises has written nothing.
 """
 
+from .alert_store import StaleAlertState
 from .engine import MigrationError, alembic_config, create_store_engine
 from .lock import LockHeld
 from .records import (
@@ -64,6 +65,7 @@ __all__ = [
     "Saved",
     "SignalRecord",
     "SourceStatus",
+    "StaleAlertState",
     "StatusReport",
     "StoredBatch",
     "Store",

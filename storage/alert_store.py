@@ -238,23 +238,38 @@ def _facts_row(facts: IncidentFacts) -> dict[str, Any]:
     }
 
 
+class StaleAlertState(Exception):
+    """An alert changed between planning an update and saving it: the message
+    it was to replace was claimed, or another message followed the one it
+    replies to. The caller plans the update again."""
+
+    def __init__(self, alert_id: int) -> None:
+        super().__init__(f"alert {alert_id} changed while its update was planned")
+        self.alert_id = alert_id
+
+
 def apply_updates(
     connection: Connection, updates: Sequence[AlertUpdate], now: datetime
-) -> None:
-    """Add or replace each update's message, and store the alert's new state.
+) -> int:
+    """Add or replace each update's message, and store the alert's new state;
+    return how many messages were added (the others replaced one).
 
     A message to replace must still be untouched: every delivery pending and
-    never attempted. When the outbox claimed one meanwhile, the update is
-    added after it instead.
+    never attempted. Raises :class:`StaleAlertState` when the outbox claimed
+    it meanwhile, or when the alert's last message is no longer the one the
+    update follows, so that the whole save rolls back.
     """
     for update_ in updates:
         check_message(update_.message)
+    added = 0
     for update_ in updates:
-        replaced = update_.replaces is not None and _replace_message(
-            connection, update_.replaces, update_.message, now
-        )
-        if not replaced:
+        if _last_message_id(connection, update_) != update_.follows:
+            raise StaleAlertState(update_.alert_id)
+        if update_.replaces is None:
             add_message(connection, update_.alert_id, update_.message, now)
+            added += 1
+        elif not _replace_message(connection, update_.replaces, update_.message, now):
+            raise StaleAlertState(update_.alert_id)
         values = {
             "level": update_.level,
             "kind": update_.kind,
@@ -265,6 +280,20 @@ def apply_updates(
         connection.execute(
             update(alerts).where(alerts.c.id == update_.alert_id).values(**values)
         )
+    return added
+
+
+def _last_message_id(connection: Connection, update_: AlertUpdate) -> str | None:
+    """Return the Message-ID of the alert's last message, the replaced one left out."""
+    statement = (
+        select(alert_messages.c.message_id)
+        .where(alert_messages.c.alert_id == update_.alert_id)
+        .order_by(alert_messages.c.sequence.desc())
+        .limit(1)
+    )
+    if update_.replaces is not None:
+        statement = statement.where(alert_messages.c.id != update_.replaces)
+    return connection.execute(statement).scalar()
 
 
 def _replace_message(

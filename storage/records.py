@@ -90,9 +90,10 @@ class AlertUpdate:
     """A message to add to a stored alert, with the alert's new state.
 
     ``replaces`` is the id of the alert's last message when none of its
-    deliveries was attempted yet: the update then takes its place, keeping its
-    Message-ID, instead of following it. ``level``, ``kind`` and ``deadline``
-    become the alert's.
+    deliveries was attempted yet: the update then takes its place instead of
+    following it. ``follows`` is the Message-ID of the message before it (None
+    for a replaced first message). ``level``, ``kind`` and ``deadline`` become
+    the alert's.
     """
 
     alert_id: int
@@ -101,6 +102,7 @@ class AlertUpdate:
     kind: str
     deadline: datetime | None
     state: IncidentFacts
+    follows: str | None
     replaces: int | None = None
 
 
@@ -155,6 +157,8 @@ class Saved:
 
     alert_ids: list[int | None]
     signal_ids: list[int | None]
+    # Messages added to stored alerts; an update that replaced a message not
+    # sent yet adds none.
     updated_alerts: int = 0
 
 

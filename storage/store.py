@@ -348,9 +348,9 @@ class Store:
             if grouping is not None:
                 self._save_grouping(connection, grouping, now)
             alert_ids = self._insert_alerts(connection, new_alerts, now)
-            alert_store.apply_updates(connection, updates, now)
+            added = alert_store.apply_updates(connection, updates, now)
             signal_ids = self._insert_signals(connection, new_signals, now)
-        return Saved(alert_ids, signal_ids, len(updates))
+        return Saved(alert_ids, signal_ids, added)
 
     def save_regradings(
         self,
@@ -387,9 +387,9 @@ class Store:
             if grading_rows:
                 connection.execute(insert(gradings), grading_rows)
             alert_ids = self._insert_alerts(connection, new_alerts, now)
-            alert_store.apply_updates(connection, updates, now)
+            added = alert_store.apply_updates(connection, updates, now)
             signal_ids = self._insert_signals(connection, new_signals, now)
-        return Saved(alert_ids, signal_ids, len(updates))
+        return Saved(alert_ids, signal_ids, added)
 
     def _insert_assessments(
         self,

@@ -249,3 +249,37 @@ def test_once_counts_new_alerts_and_updates(tmp_path, database_url, mail_server)
     assert "alerts: 1 new, 0 updates of incidents alerted before" in first.output
     assert second.exit_code == 0, second.output
     assert "alerts: 0 new, 1 updates of incidents alerted before" in second.output
+
+
+def test_first_mail_sent_while_copy_planned(job_factory, mail_server):
+    handler, _ = mail_server
+    job = job_factory(medium_batch_minutes=10, cooldown_minutes=30)
+    start = datetime.now(UTC).replace(microsecond=0)
+    job.clock = lambda: start
+    feed(job, [copy_of(SCREEN_TEXT, 1, start, reposts=2000)])
+    due = start + timedelta(minutes=10)
+    job.clock = lambda: due
+    plan = job._plan_alerts
+    planned = []
+
+    def plan_then_deliver(*args, **options):
+        written = plan(*args, **options)
+        if not planned:
+            # The delivery thread sends the first mail right after the plan
+            # read it as not sent yet, and before the plan is saved.
+            job.deliver()
+        planned.append(written)
+        return written
+
+    job._plan_alerts = plan_then_deliver
+    feed(job, [copy_of(SCREEN_TEXT, 2, due, reposts=2000)])
+
+    assert len(planned) == 2
+    [alert] = job.store.list_alerts()
+    first, update = job.store.get_alert(alert.alert.id).messages
+    assert update.in_reply_to == first.message_id
+    assert update.reason == "update:reach+owner"
+    assert len(handler.envelopes) == 1
+    job.clock = lambda: due + timedelta(minutes=30)
+    job.deliver()
+    assert parse(handler.envelopes[-1].content)["In-Reply-To"] == first.message_id
