@@ -12,17 +12,17 @@ import logging
 import os
 import secrets
 import smtplib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parseaddr
 
 import click
 from sqlalchemy.exc import IntegrityError
 
 from alerts.mail import Thread, compose_notice, copy_as_reply, reply_references
-from alerts.outbox import deliver_due, mail_channel, mail_deliveries
+from alerts.outbox import mail_channel, mail_deliveries
 from alerts.senders import describe_error, send_now
 from config import Config
-from job import make_senders
+from job import deliver_once
 from storage import (
     MAIL_CHANNELS,
     AlertDetail,
@@ -220,19 +220,12 @@ def _deliver_if_free(store: Store, config: Config) -> None:
     """Deliver what is due now unless a job holds the lock, which then does."""
     try:
         with store.job_lock():
-            retry_time = timedelta(hours=config.alerts.retry_hours)
-            with make_senders(config) as senders:
-                report = deliver_due(
-                    store, senders, datetime.now(UTC), retry_time=retry_time
-                )
+            sent, unsent = deliver_once(config, store, datetime.now(UTC))
     except LockHeld:
         click.echo("a job is running; it delivers the message within a minute")
         return
-    click.echo(
-        f"delivered now: {report.sent} sent, {report.retrying} to retry, "
-        f"{report.failed} failed, {report.unconfirmed} unconfirmed"
-    )
-    if report.failed or report.unconfirmed:
+    click.echo(f"delivered now: {sent} sent, {unsent} not sent")
+    if unsent:
         raise click.ClickException(
             "some deliveries did not succeed; 'alerts list' shows the alert's state"
         )

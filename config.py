@@ -338,9 +338,6 @@ class Alerts:
     A delivery that fails for a temporary reason (a server down, a timeout)
     is tried again with a growing wait until it is ``retry_hours`` old; after
     that it counts as failed.
-
-    NOTE: alerts/policy.py implements the incident rules above, but the job
-    does not apply them yet: it still raises one alert per post and level.
     """
 
     outbox: str = "data/outbox"

@@ -21,20 +21,16 @@ from pathlib import Path
 
 import click
 
-from alerts import policy, rules
-from alerts.cards import card_for, card_to_json
-from alerts.escalation import ack_secret, escalate_due
+from alerts import policy
+from alerts.bursts import burst_alert
+from alerts.digest import digest_alert, digest_key
+from alerts.escalation import escalate_due
 from alerts.health import health_notice
-from alerts.mail import Composed, Thread, compose
-from alerts.outbox import (
-    DeliveryReport,
-    Senders,
-    deliver_due,
-    mail_channel,
-    mail_deliveries,
-)
-from alerts.robots import RobotSender, RobotSetupError, robots_for_level
+from alerts.outbox import DeliveryReport, Senders, deliver_due, mail_channel
+from alerts.planner import Candidate, plan_batch
+from alerts.robots import RobotSender, RobotSetupError
 from alerts.senders import EmlSender, SmtpSender
+from alerts.writer import AlertWriter, IncidentSize, Written
 from collectors import (
     Collector,
     CollectorError,
@@ -56,7 +52,7 @@ from nlp import Analyzer
 from nlp.segment import Segmenter
 from signals.problems import STATE_VERSION, Assignment, Problem, ProblemGrouper
 from signals.watch import Watch
-from storage import LockHeld, NewAlert, NewDelivery, NewMessage, Saved, Store
+from storage import LockHeld, Saved, StaleAlertState, Store
 from storage.rows import GroupingChanges, PostAssignment
 
 logger = logging.getLogger(__name__)
@@ -67,6 +63,10 @@ PROGRESS_LOG_SECONDS = 10.0
 # an estimate, far above the longest posts seen on the monitored platforms.
 MAX_FULL_TEXT_CHARS = 50_000
 
+
+# Times a batch's alerts are planned and saved when alerts keep changing in
+# between, which needs an outbox claim or an escalation at that very moment.
+SAVE_ATTEMPTS = 3
 
 # Problems with a post this recent are watched for bursts after each run.
 BURST_ACTIVE_WINDOW = timedelta(days=1)
@@ -83,6 +83,8 @@ class SourceSummary:
     duplicates: int = 0
     bad: int = 0
     alerts: int = 0
+    # Messages added to alerts stored before: updates of their incidents.
+    updates: int = 0
     seconds: float = 0.0
     error: str | None = None
     unanalysed: int = 0
@@ -126,6 +128,9 @@ class Job:
         self._analysing = threading.Lock()
         self._grouper: ProblemGrouper | None = self._load_grouper()
         self.watch = Watch(config.early_warning, self.analyzer, store, config.timezone)
+        # The time the alerts are planned and delivered by; tests move it.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.writer = AlertWriter(config.alerts, config.timezone, store.recent_mail)
 
     def run_source(
         self, source: Source, *, show_progress: bool = False
@@ -321,9 +326,23 @@ class Job:
             try:
                 grouping, problems = self._group(posts, assessments)
                 assessments, signals = self.watch.assess(posts, assessments, problems)
-                alerts = self._compose_alerts(posts, assessments, problems)
-                saved = self.store.save_batch(
-                    post_ids, assessments, alerts, grouping, signals
+                incident_of = {a.post_id: a.incident_id for a in grouping.assignments}
+
+                def save(written: Written) -> Saved:
+                    return self.store.save_batch(
+                        post_ids,
+                        assessments,
+                        written.alerts,
+                        grouping,
+                        signals,
+                        updates=written.updates,
+                    )
+
+                saved = self._save_alerting(
+                    lambda: self._plan_alerts(
+                        posts, assessments, signals, incident_of, problems
+                    ),
+                    save,
                 )
             except BaseException:
                 # The grouper now contains posts that the database does not,
@@ -355,17 +374,22 @@ class Job:
         try:
             with self._grouping:
                 regradings = self.watch.regrade(post_ids, self._current_grouper())
-            changed = [r for r in regradings if r.changed]
-            alerts = self._compose_alerts(
-                [(r.post_id, r.item) for r in changed], [r.assessment for r in changed]
-            )
-            signals = [warning for r in regradings for warning in r.signals]
-            saved = self.store.save_regradings(
-                [(r.post_id, r.assessment.grading) for r in changed],
-                alerts,
-                signals,
-                done=post_ids,
-            )
+                changed = [r for r in regradings if r.changed]
+                signals = [warning for r in regradings for warning in r.signals]
+                saved = self._save_alerting(
+                    lambda: self._plan_alerts(
+                        [(r.post_id, r.item) for r in changed],
+                        [r.assessment for r in changed],
+                        signals,
+                    ),
+                    lambda written: self.store.save_regradings(
+                        [(r.post_id, r.assessment.grading) for r in changed],
+                        written.alerts,
+                        signals,
+                        done=post_ids,
+                        updates=written.updates,
+                    ),
+                )
         except Exception:
             logger.exception(
                 "regrading failed source=%s posts=%s", summary.source, len(post_ids)
@@ -475,12 +499,14 @@ class Job:
         self, saved: Saved, signals: list[Signal], summary: SourceSummary
     ) -> None:
         summary.alerts += sum(1 for alert_id in saved.alert_ids if alert_id is not None)
+        summary.updates += saved.updated_alerts
         for warning, signal_id in zip(signals, saved.signal_ids, strict=True):
             if signal_id is not None:
                 summary.signals[warning.kind] += 1
 
     def _watch_bursts(self, summary: SourceSummary) -> None:
-        """Store the bursts going on in problems with recent posts, and the brand's.
+        """Store the bursts going on in problems with recent posts, and the brand's,
+        with their alerts.
 
         The hourly series end at the newest stored post, or now if that is
         later than now (a clock ahead in a source). Every problem with a post
@@ -495,9 +521,28 @@ class Job:
             active = self.store.active_problems(since=end - BURST_ACTIVE_WINDOW)
             with self._grouping:
                 grouper = self._current_grouper()
-                labels = {i: grouper.problem(i).label for i in active}
+                problems = {i: grouper.problem(i) for i in active}
+            labels = {i: problem.label for i, problem in problems.items()}
             signals = self.watch.bursts(labels, end)
-            saved = self.store.add_signals(signals)
+            now = self.clock()
+            alerts = []
+            for warning in signals:
+                problem = problems.get(warning.problem_id)
+                causes = problem.root_causes.most_common(1) if problem else []
+                alert = burst_alert(
+                    warning,
+                    self.config,
+                    now,
+                    label=labels.get(warning.problem_id),
+                    root_cause=causes[0][0] if causes else None,
+                )
+                if alert is not None:
+                    alerts.append(alert)
+            # The signals and their alerts commit together, and both are keyed
+            # by the burst, so a burst found again stores nothing twice.
+            saved = self.store.save_batch([], [], alerts, new_signals=signals)
+            summary.alerts += sum(1 for i in saved.alert_ids if i is not None)
+            saved = saved.signal_ids
         except Exception:
             logger.exception("burst watch failed source=%s", summary.source)
             return
@@ -601,100 +646,116 @@ class Job:
             logger.warning("recovered unanalysed posts count=%s", recovered)
         return recovered
 
-    def _compose_alerts(
+    def _save_alerting(
+        self, plan: Callable[[], Written], save: Callable[[Written], Saved]
+    ) -> Saved:
+        """Plan the alerts, then save them.
+
+        When an alert changed in between, the plan is made again: the outbox
+        claimed a message to replace, or an escalation followed the message an
+        update replies to.
+        """
+        for attempt in range(1, SAVE_ATTEMPTS):
+            try:
+                return save(plan())
+            except StaleAlertState as exc:
+                logger.info(
+                    "alert changed while its update was planned, planning again "
+                    "alert=%s attempt=%s",
+                    exc.alert_id,
+                    attempt,
+                )
+        return save(plan())
+
+    def _plan_alerts(
         self,
         posts: list[tuple[int, Item]],
         assessments: list[Assessment],
+        signals: list[Signal],
+        incident_of: dict[int, int] | None = None,
         problems: dict[int, tuple[int, int]] | None = None,
-    ) -> list[NewAlert]:
-        """Build the alerts that the graded posts call for, each with its first
-        message.
+    ) -> Written:
+        """Plan the alerts and alert updates that graded posts call for.
 
-        ``problems`` gives a post's problem and how many people reported it,
-        for the robot card; the caller holds the grouping lock when it is given.
+        Each post is seen as part of its incident: the incident's reach (its
+        stored posts' latest engagement and the batch's posts so far) and the
+        people who reported it. ``incident_of`` gives the incident of posts
+        grouped in this batch; the others are looked up. ``problems`` gives a
+        post's problem and how many people reported it. The caller holds the
+        grouping lock.
         """
-        now = datetime.now(UTC)
+        graded = [
+            (post_id, item, assessment)
+            for (post_id, item), assessment in zip(posts, assessments, strict=True)
+            if assessment.grading is not None
+            and assessment.classification.kind in policy.ALERTED_KINDS
+            and assessment.relevance.relevant
+        ]
+        if not graded:
+            return Written([], [])
+        incident_of = dict(incident_of or {})
+        unknown = [post_id for post_id, _, _ in graded if post_id not in incident_of]
+        if unknown:
+            incident_of.update(self.store.incidents_of(unknown))
+        stored_reach = self.store.incident_reach(set(incident_of.values()))
+        viral = {s.post_id for s in signals if s.kind == "viral"}
+        grouper = self._current_grouper()
         problem_of = self._problem_labels(problems)
-        new_alerts = []
-        for (post_id, item), assessment in zip(posts, assessments, strict=True):
-            decision = rules.decide(item, assessment, self.config.alerts)
-            if decision is None:
-                continue
-            message = self._first_message(
-                decision, (post_id, item), assessment, now, problem_of(post_id)
-            )
-            new_alerts.append(
-                NewAlert(
-                    post_id=post_id,
-                    dedup_key=decision.dedup_key,
-                    level=decision.level,
-                    kind=decision.kind,
-                    subject=message.subject,
-                    message=message,
-                    deadline=assessment.grading.deadline,
-                )
-            )
-        return new_alerts
 
-    def _first_message(
-        self,
-        decision: rules.AlertDecision,
-        post: tuple[int, Item],
-        assessment: Assessment,
-        now: datetime,
-        problem: tuple[str, int] | None,
-    ) -> NewMessage:
-        """Build an alert's first message: a mail to every recipient, and a
-        card to every robot that takes the alert's level."""
-        settings = self.config.alerts
-        post_id, item = post
-
-        def mail(thread: Thread | None = None) -> Composed:
-            return compose(
-                decision,
-                item,
-                assessment,
+        batch_ids = {post_id for post_id, _ in posts}
+        batch_members: dict[int, set[int]] = {}
+        for post_id in batch_ids:
+            if post_id in incident_of:
+                batch_members.setdefault(incident_of[post_id], set()).add(post_id)
+        reach: dict[int, int] = {
+            incident_id: sum(r for p, r in members.items() if p not in batch_ids)
+            for incident_id, members in stored_reach.items()
+        }
+        candidates = []
+        sizes: dict[str, IncidentSize] = {}
+        for post_id, item, assessment in graded:
+            incident_id = incident_of.get(post_id)
+            own_reach = item.engagement.interactions
+            owners = 1
+            if incident_id is not None:
+                reach[incident_id] = reach.get(incident_id, 0) + own_reach
+                own_reach = reach[incident_id]
+                owners = max(1, len(grouper.incident(incident_id).reporters))
+            grading = assessment.grading
+            sighting = policy.Sighting(
                 post_id=post_id,
-                sender=settings.sender,
-                review_url=settings.review_url,
-                timezone=self.config.timezone,
-                now=now,
-                thread=thread,
+                incident_id=incident_id,
+                level=grading.level,
+                kind=assessment.classification.kind,
+                relevant=True,
+                high_risk=grading.high_risk,
+                viral=post_id in viral,
+                reach=own_reach,
+                owners=owners,
+                root_cause=assessment.classification.root_cause,
+                deadline=grading.deadline,
+                posted_at=item.created_at,
+            )
+            candidates.append(Candidate(post_id, item, assessment, sighting))
+            members = set(stored_reach.get(incident_id, {}))
+            members |= batch_members.get(incident_id, set())
+            label = problem_of(post_id)
+            sizes[policy.incident_key(sighting)] = IncidentSize(
+                posts=max(1, len(members)),
+                problem=label[0] if label else None,
+                people=label[1] if label else 0,
             )
 
-        composed = mail()
-        card = card_for(
-            decision,
-            item,
-            assessment,
-            post_id=post_id,
-            review_url=settings.review_url,
-            problem=problem,
+        keys = {policy.incident_key(c.sighting) for c in candidates}
+        now = self.clock()
+        plans = plan_batch(
+            candidates,
+            self.store.known_alerts(keys),
+            self.config.alerts,
+            now,
+            self.config.timezone,
         )
-        deliveries = mail_deliveries(mail_channel(settings), decision.recipients)
-        deliveries += tuple(
-            NewDelivery(robot.kind, robot.name)
-            for robot in robots_for_level(settings.robots, decision.level)
-        )
-        message = NewMessage(
-            reason="new",
-            message_id=composed.message_id,
-            subject=composed.subject,
-            message=composed.message,
-            deliveries=deliveries,
-            card=card_to_json(card),
-        )
-        secret = ack_secret(settings)
-        if not secret or not settings.review_url.strip():
-            return message
-
-        def with_ack_link(alert_id: int) -> NewMessage:
-            # The link is signed with the alert's id, which the store assigns.
-            link = policy.ack_url(settings.review_url, secret, alert_id)
-            linked = mail(Thread(key=decision.dedup_key, ack_url=link))
-            return replace(message, message=linked.message, for_alert=None)
-
-        return replace(message, for_alert=with_ack_link)
+        return self.writer.write(plans, sizes, now)
 
     def _problem_labels(
         self, problems: dict[int, tuple[int, int]] | None
@@ -715,6 +776,17 @@ class Job:
             return labels[problem_id], people
 
         return label_of
+
+    def send_digest(self, kind: str) -> int | None:
+        """Store the daily or weekly digest of the last complete period, then
+        deliver what is due; return the digest's alert id.
+
+        Returns None when the digests have no recipients or this period's digest
+        was stored before, so a digest is sent once per period.
+        """
+        alert_id = store_digest(self.config, self.store, kind, self.clock())
+        self.deliver()
+        return alert_id
 
     def verify_lock(self) -> None:
         """Check that this job still holds the database's job lock.
@@ -740,7 +812,7 @@ class Job:
         """
         if self.stop.is_set() or not self.config.alerts.escalation:
             return 0
-        return len(escalate_due(self.store, self.config, datetime.now(UTC)))
+        return len(escalate_due(self.store, self.config, self.clock()))
 
     def deliver(self) -> tuple[int, int]:
         """Deliver the alert messages that are due; return how many deliveries
@@ -759,7 +831,7 @@ class Job:
                 report = deliver_due(
                     self.store,
                     senders,
-                    datetime.now(UTC),
+                    self.clock(),
                     self.stop.is_set,
                     retry_time=retry_time,
                 )
@@ -797,6 +869,35 @@ def _problem_data(problem: Problem) -> dict:
         "label": problem.label,
         "root_cause": problem.root_cause,
     }
+
+
+def store_digest(config: Config, store: Store, kind: str, now: datetime) -> int | None:
+    """Store the digest ``kind`` ("daily" or "weekly") of the last complete
+    period with its deliveries; return its alert id, or None when it has no
+    recipients or was stored before."""
+    key = digest_key(kind, now, config.timezone)
+    if store.known_alerts({key}):
+        logger.info("digest already stored digest=%s key=%s", kind, key)
+        return None
+    alert = digest_alert(kind, store, config, now)
+    if alert is None:
+        logger.info("digest not sent, it has no recipients digest=%s", kind)
+        return None
+    [alert_id] = store.add_alerts([alert], now=now)
+    if alert_id is None:
+        logger.info("digest already stored digest=%s key=%s", kind, alert.dedup_key)
+    else:
+        logger.info("digest stored digest=%s key=%s", kind, alert.dedup_key)
+    return alert_id
+
+
+def deliver_once(config: Config, store: Store, now: datetime) -> tuple[int, int]:
+    """Deliver the due alert messages without a job; return how many deliveries
+    were sent and how many were not. The caller holds the job lock."""
+    retry_time = timedelta(hours=config.alerts.retry_hours)
+    with make_senders(config) as senders:
+        report = deliver_due(store, senders, now, lambda: False, retry_time=retry_time)
+    return report.sent, report.unsuccessful
 
 
 def make_analyzer(config: Config) -> Analyzer:

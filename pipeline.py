@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import config as config_module
 from alert_commands import make_alert_commands
+from alerts.digest import digest_key
 from alerts.outbox import DeliveryReport
 from config import Config, ConfigError, Source
 from items import (
@@ -33,7 +34,7 @@ from items import (
     LEVELS,
     SIGNAL_KINDS,
 )
-from job import Job, make_analyzer, run_once
+from job import Job, deliver_once, make_analyzer, run_once, store_digest
 from nlp import Analyzer
 from service import next_run_time, serve
 from storage import LockHeld, MigrationError, SignalRecord, Store
@@ -220,6 +221,45 @@ def _delivery_warnings(deliveries: DeliveryReport, retry_hours: float) -> list[s
             "arrived or 'alerts resend ALERT_ID' if not"
         )
     return lines
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["daily", "weekly"]))
+@common_options
+@click.pass_context
+def digest(ctx: click.Context, kind: str) -> None:
+    """Send the daily or weekly digest of the last complete day or week now.
+
+    Each period's digest is sent once, whether by this command or on the
+    service's schedule. Without a running job the digest is delivered at once;
+    with one, the job delivers it.
+    """
+    config = _start(ctx)
+    now = datetime.now(UTC)
+    with open_store(config) as store:
+        alert_id = store_digest(config, store, kind, now)
+        if alert_id is None:
+            key = digest_key(kind, now, config.timezone)
+            if store.known_alerts({key}):
+                click.echo(f"the {kind} digest {key} was sent before")
+            else:
+                click.echo(
+                    "no digest sent: alerts.digests names no department or recipient"
+                )
+            return
+        try:
+            with store.job_lock():
+                sent, failed = deliver_once(config, store, now)
+        except LockHeld:
+            click.echo(
+                f"{kind} digest stored as alert {alert_id}; the running job sends it"
+            )
+            return
+    click.echo(
+        f"{kind} digest stored as alert {alert_id}: {sent} sent, {failed} not sent"
+    )
+    if failed:
+        ctx.exit(1)
 
 
 @cli.command()
@@ -485,8 +525,10 @@ def _format_summary(summaries, seconds: float, config: Config, pending: int) -> 
         where = f"SMTP {config.alerts.smtp.host}"
     else:
         where = str(config.resolve(config.alerts.outbox))
+    updates = sum(s.updates for s in summaries)
     lines.append(
-        f"alerts: {sum(s.alerts for s in summaries)} new, {pending} pending ({where})"
+        f"alerts: {sum(s.alerts for s in summaries)} new, {updates} updates of "
+        f"incidents alerted before, {pending} pending ({where})"
     )
     new_problems = set().union(*(s.new_problems for s in summaries))
     changed = set().union(*(s.changed_problems for s in summaries))

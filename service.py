@@ -1,6 +1,6 @@
 """The scheduled service: every source on its own trigger, the engagement
-refresh, the delivery of alerts and their escalation, in one process until it
-is stopped."""
+refresh, the delivery of alerts, their escalation and the digests, in one
+process until it is stopped."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from alerts.digest import digest_key, digest_recipients
 from config import Config, Source
 from job import Job
 from storage import LockHeld, Store
@@ -31,7 +32,8 @@ SOURCE_JOB_PREFIX = "source:"
 
 def build_scheduler(job: Job, config: Config):
     """Create the scheduler: a job per enabled source, the engagement refresh,
-    the delivery of alerts and the escalation check, both every minute.
+    the delivery of alerts and the escalation check, both every minute, and the
+    digests on their cron lines.
 
     Missed runs are coalesced: after an hour of downtime a source runs once,
     not once per missed interval. No source runs twice at the same time, and
@@ -101,6 +103,26 @@ def build_scheduler(job: Job, config: Config):
             coalesce=True,
             max_instances=1,
         )
+    # Digests go out only when they have recipients, each on its cron line.
+    digest_times = (
+        ("daily", config.alerts.digests.daily),
+        ("weekly", config.alerts.digests.weekly),
+    )
+    for kind, cron in digest_times:
+        if not cron or not digest_recipients(config.alerts):
+            continue
+        trigger = CronTrigger.from_crontab(cron, timezone=config.timezone)
+        scheduler.add_job(
+            _scheduled_digest,
+            trigger,
+            args=(job, kind),
+            id=f"digest:{kind}",
+            name=f"{kind} digest",
+            next_run_time=_first_digest_run(job, kind, trigger, now),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=MISFIRE_GRACE_SECONDS,
+        )
     scheduler.add_listener(
         lambda event: _record_skip(job, event),
         EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED,
@@ -124,6 +146,34 @@ def _first_cron_run(store: Store, source: str, trigger, now: datetime) -> dateti
             )
             return now
     return trigger.get_next_fire_time(None, now)
+
+
+def _first_digest_run(job: Job, kind: str, trigger, now: datetime) -> datetime:
+    """Return when a digest is first sent after a start: now, when its last
+    time passed within the misfire grace and that digest was not stored, else
+    its next time."""
+    grace = timedelta(seconds=MISFIRE_GRACE_SECONDS)
+    missed = trigger.get_next_fire_time(None, now - grace)
+    if missed is not None and missed <= now:
+        key = digest_key(kind, missed, job.config.timezone)
+        if not job.store.known_alerts({key}):
+            logger.info(
+                "digest time missed while stopped, sending now digest=%s missed=%s",
+                kind,
+                missed.isoformat(),
+            )
+            return now
+    return trigger.get_next_fire_time(None, now)
+
+
+def _scheduled_digest(job: Job, kind: str) -> None:
+    """Send a digest, logging a failure instead of stopping the service."""
+    if job.stop.is_set():
+        return
+    try:
+        job.send_digest(kind)
+    except Exception:
+        logger.exception("digest failed, sent at its next time digest=%s", kind)
 
 
 def _record_skip(job: Job, event) -> None:

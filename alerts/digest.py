@@ -21,12 +21,16 @@ from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Engine
+
 from alerts import charts
 from alerts.charts import _format_hours
 from alerts.mail import Composed, _address, header_safe
+from alerts.outbox import mail_message
 from alerts.policy import distinct_addresses
-from config import Alerts
+from config import Alerts, Config
 from items import KIND_NAMES_ZH, LEVEL_NAMES_ZH, LEVELS
+from storage import NewAlert, Store
 from storage.digest_alerts import AlertFigures
 from storage.digests import (
     DIGEST_KINDS,
@@ -36,6 +40,10 @@ from storage.digests import (
     NewCounts,
     ProblemRecurrence,
     WeeklyDigest,
+    previous_day,
+    previous_week,
+    read_daily,
+    read_weekly,
 )
 
 LABEL_CHARS = 60
@@ -490,3 +498,56 @@ def _display_size(png: bytes) -> tuple[int, int]:
     width = int.from_bytes(png[16:20], "big")
     height = int.from_bytes(png[20:24], "big")
     return width // charts.PIXEL_RATIO, height // charts.PIXEL_RATIO
+
+
+def digest_alert(
+    kind: str, source: Store | Engine, config: Config, now: datetime
+) -> NewAlert | None:
+    """Return the digest of the last complete day or week as an alert to store,
+    or None when the digests have no recipients.
+
+    The alert's key names the period, so a digest stored twice (a restart, a
+    second run of the command) is sent once. Raises ValueError for a kind
+    other than "daily" or "weekly".
+    """
+    settings = config.alerts
+    recipients = digest_recipients(settings)
+    if not recipients:
+        return None
+    if kind == "daily":
+        day = previous_day(now, config.timezone)
+        composed = compose_daily(
+            read_daily(source, day, timezone=config.timezone, now=now),
+            settings,
+            now=now,
+        )
+    elif kind == "weekly":
+        week = previous_week(now, config.timezone)
+        composed = compose_weekly(
+            read_weekly(source, week, timezone=config.timezone, now=now),
+            settings,
+            now=now,
+            deadline_hours=config.thresholds.response_hours,
+        )
+    else:
+        raise ValueError(f"unknown digest {kind!r}; expected daily or weekly")
+    message = mail_message(composed, settings, recipients)
+    return NewAlert(
+        post_id=None,
+        dedup_key=digest_key(kind, now, config.timezone),
+        level="normal",
+        kind="digest",
+        subject=composed.subject,
+        message=message,
+    )
+
+
+def digest_key(kind: str, now: datetime, timezone: str) -> str:
+    """Return the alert key of the digest sent at ``now``, which names its period."""
+    if kind == "daily":
+        period = previous_day(now, timezone)
+    elif kind == "weekly":
+        period = previous_week(now, timezone)
+    else:
+        raise ValueError(f"unknown digest {kind!r}; expected daily or weekly")
+    return f"digest:{kind}:{period.isoformat()}"

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from alerts.mail import compose_notice, header_safe
-from alerts.outbox import mail_channel, mail_deliveries
+from alerts.outbox import mail_message
 from config import Config
-from storage import NewAlert, NewMessage, RunRecord
+from storage import NewAlert, RunRecord
 
 # Characters of a run's error quoted in a notice.
 ERROR_CHARS = 300
@@ -73,13 +73,7 @@ def _notice(
     composed = compose_notice(
         key, subject, body, sender=settings.sender, recipients=recipients, now=now
     )
-    message = NewMessage(
-        reason="new",
-        message_id=composed.message_id,
-        subject=composed.subject,
-        message=composed.message,
-        deliveries=mail_deliveries(mail_channel(settings), recipients),
-    )
+    message = mail_message(composed, settings, recipients)
     return NewAlert(
         post_id=None,
         dedup_key=key,

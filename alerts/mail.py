@@ -37,7 +37,12 @@ from items import (
 
 SUMMARY_CHARS = 36
 BODY_TEXT_CHARS = 5000
-_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Control characters, line and paragraph separators, and the bidirectional
+# marks, embeddings, overrides and isolates, which would let a poster reorder
+# what a mail client shows of the subject.
+_UNSAFE_HEADER = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]+"
+)
 _STRATEGY_NAMES_ZH = {
     "customer_first": "客户至上",
     "balanced": "平等关系",
@@ -177,7 +182,7 @@ def compose(
     zone = ZoneInfo(timezone)
     thread = thread or Thread(key=decision.dedup_key)
 
-    subject = _subject(decision, item, assessment)
+    subject = subject_line(decision, item, assessment)
     if thread.subject:
         subject = "Re: " + header_safe(thread.subject, 200)
     message_id = _message_id(thread.key, sender)
@@ -209,7 +214,8 @@ def header_safe(value: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _subject(decision: AlertDecision, item: Item, assessment: Assessment) -> str:
+def subject_line(decision: AlertDecision, item: Item, assessment: Assessment) -> str:
+    """Return the subject of an alert's first mail."""
     level = LEVEL_NAMES_ZH[decision.level]
     kind = KIND_NAMES_ZH[decision.kind]
     if decision.kind == "grievance" and decision.high_risk:

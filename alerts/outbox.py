@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 
 from alerts.cards import card_from_json
+from alerts.mail import Composed
 from alerts.robots import RobotSender
 from alerts.senders import MailSender, MailSession, Refusal
 from config import Alerts
@@ -41,6 +42,7 @@ from storage import (
     DeliveryRecord,
     MessageRecord,
     NewDelivery,
+    NewMessage,
     Store,
 )
 
@@ -65,11 +67,32 @@ def mail_deliveries(channel: str, recipients: Sequence[str]) -> tuple[NewDeliver
     A recipient may carry a display name ("公关部 <pr@example.com>"); the
     delivery keeps the bare address, which the SMTP envelope needs.
     """
+    return tuple(
+        NewDelivery(channel, address) for address in bare_addresses(recipients)
+    )
+
+
+def bare_addresses(recipients: Sequence[str]) -> tuple[str, ...]:
+    """Return the distinct bare mail addresses of ``recipients``, display names
+    dropped, in their first spelling."""
     addresses: dict[str, str] = {}
     for recipient in recipients:
         address = parseaddr(recipient)[1] or recipient
         addresses.setdefault(address.lower(), address)
-    return tuple(NewDelivery(channel, address) for address in addresses.values())
+    return tuple(addresses.values())
+
+
+def mail_message(
+    composed: Composed, settings: Alerts, recipients: Sequence[str]
+) -> NewMessage:
+    """Return the first message of an alert that goes by mail only."""
+    return NewMessage(
+        reason="new",
+        message_id=composed.message_id,
+        subject=composed.subject,
+        message=composed.message,
+        deliveries=mail_deliveries(mail_channel(settings), recipients),
+    )
 
 
 @dataclass

@@ -39,7 +39,7 @@ class Sighting:
 
     ``reach`` and ``owners`` are the incident's, counting this post: its
     interactions (likes, reposts, comments) over all its posts, and the people
-    who reported it.
+    who reported it. ``posted_at`` is when the post appeared, if known.
     """
 
     post_id: int
@@ -53,6 +53,7 @@ class Sighting:
     owners: int
     root_cause: str | None
     deadline: datetime | None
+    posted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,10 @@ def plan(
 
     Without an alert for the incident, the post opens one when its level is
     in ``settings.alert_levels``, when it is a grievance flagged as high
-    risk, or when it is forecast to go viral and that signal alerts. With an
+    risk, or when it is forecast to go viral and that signal alerts. A
+    medium alert waits for the batching window counted from the post's
+    appearance, so that a post read long after it appeared (a backfill) is
+    not held. With an
     alert, the post updates it for the reasons it brings (see the module).
     An acknowledged alert is still updated, and a closed one only when the
     level rises. Updates wait for the cooldown unless the level rises. Everything
@@ -108,7 +112,8 @@ def plan(
         if not _opens(sighting, settings):
             return None
         delay = 0.0 if sighting.level == "critical" else settings.medium_batch_minutes
-        send_at = now + timedelta(minutes=delay)
+        appeared = min(now, sighting.posted_at or now)
+        send_at = max(now, appeared + timedelta(minutes=delay))
         return Plan(
             True,
             sighting.level,

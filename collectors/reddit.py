@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -456,7 +457,7 @@ class _Run:
                 break
             self.remaining -= 1
             data = vars(submission)
-            created = float(data.get("created_utc") or 0)
+            created = _listing_time(data.get("created_utc"))
             fullname = str(data["name"])
             if state.reached(created, fullname):
                 break
@@ -819,6 +820,22 @@ def _reread(
 def _counts(item: Item) -> list[int]:
     engagement = item.engagement
     return [engagement.likes, engagement.comments, engagement.reposts]
+
+
+def _listing_time(value: Any) -> float:
+    """Return a submission's ``created_utc`` as the listing mark may keep it.
+
+    A missing or non-finite value counts as 0, so the mark stops only at the
+    same post. A time in the future counts as now, because a mark in the
+    future would stop every later read at the first post.
+    """
+    try:
+        created = float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+    if not math.isfinite(created):
+        return 0.0
+    return min(created, time.time())
 
 
 def _submission_removed(data: dict[str, Any]) -> bool:

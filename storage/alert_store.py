@@ -13,19 +13,24 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, case, func, insert, or_, select, update
 
 from . import rows
 from .records import (
     AlertDetail,
     AlertRecord,
     AlertSummary,
+    AlertUpdate,
     AttemptOutcome,
     Claimed,
     DeliveryRecord,
+    IncidentFacts,
+    KnownAlert,
     NewAlert,
     NewMessage,
+    PendingMessage,
 )
+from .rows import LOOKUP_CHUNK, chunks
 from .tables import (
     DELIVERY_CHANNELS,
     MAIL_CHANNELS,
@@ -70,7 +75,9 @@ def insert_alerts(
     if not positions:
         return result
     for index in positions.values():
-        check_message(new_alerts[index].message)
+        message = new_alerts[index].message
+        if isinstance(message, NewMessage):
+            check_message(message)
 
     alert_rows = [_alert_row(new_alerts[i], now) for i in positions.values()]
     statement = (
@@ -84,8 +91,8 @@ def insert_alerts(
         if alert_id is None:
             continue
         message = new_alerts[index].message
-        if message.for_alert is not None:
-            message = message.for_alert(alert_id)
+        if not isinstance(message, NewMessage):
+            message = message(alert_id)
             check_message(message)
         insert_message(connection, alert_id, 0, message, now)
     return result
@@ -169,7 +176,18 @@ def insert_message(
     )
     message_row_id = connection.execute(statement).scalar_one()
 
-    targets = dict.fromkeys((d.channel, d.recipient) for d in message.deliveries)
+    _insert_deliveries(connection, message_row_id, message, now)
+    return message_row_id
+
+
+def _insert_deliveries(
+    connection: Connection, message_row_id: int, message: NewMessage, now: datetime
+) -> None:
+    """Insert a message's deliveries, each due at its ``not_before`` or ``now``."""
+    due: dict[tuple[str, str], datetime] = {}
+    for delivery in message.deliveries:
+        moment = now if delivery.not_before is None else delivery.not_before
+        due.setdefault((delivery.channel, delivery.recipient), moment)
     delivery_rows = [
         {
             "alert_message_id": message_row_id,
@@ -177,18 +195,17 @@ def insert_message(
             "recipient": recipient,
             "status": "pending",
             "attempts": 0,
-            "next_attempt_at": now,
+            "next_attempt_at": moment,
             "created_at": now,
         }
-        for channel, recipient in targets
+        for (channel, recipient), moment in due.items()
     ]
     if delivery_rows:
         connection.execute(insert(alert_deliveries), delivery_rows)
-    return message_row_id
 
 
 def _alert_row(alert: NewAlert, now: datetime) -> dict[str, Any]:
-    return {
+    row = {
         "post_id": alert.post_id,
         "dedup_key": alert.dedup_key,
         "level": alert.level,
@@ -199,7 +216,251 @@ def _alert_row(alert: NewAlert, now: datetime) -> dict[str, Any]:
         "escalation_tier": 0,
         "created_at": now,
         "updated_at": now,
+        "incident_id": None,
+        "root_cause": None,
+        "reach": 0,
+        "owners": 0,
+        "viral": False,
+        "last_message_at": now,
     }
+    if alert.state is not None:
+        row.update(_facts_row(alert.state))
+    return row
+
+
+def _facts_row(facts: IncidentFacts) -> dict[str, Any]:
+    return {
+        "incident_id": facts.incident_id,
+        "root_cause": facts.root_cause,
+        "reach": facts.reach,
+        "owners": facts.owners,
+        "viral": facts.viral,
+        "last_message_at": facts.last_message_at,
+    }
+
+
+class StaleAlertState(Exception):
+    """An alert changed between planning an update and saving it: the message
+    it was to replace was claimed, or another message followed the one it
+    replies to. The caller plans the update again."""
+
+    def __init__(self, alert_id: int) -> None:
+        super().__init__(f"alert {alert_id} changed while its update was planned")
+        self.alert_id = alert_id
+
+
+def apply_updates(
+    connection: Connection, updates: Sequence[AlertUpdate], now: datetime
+) -> int:
+    """Add or replace each update's message, and store the alert's new state;
+    return how many messages were added (the others replaced one).
+
+    A message to replace must still be untouched: every delivery pending and
+    never attempted. Raises :class:`StaleAlertState` when the outbox claimed
+    it meanwhile, or when the alert's last message is no longer the one the
+    update follows, so that the whole save rolls back.
+    """
+    for update_ in updates:
+        check_message(update_.message)
+    added = 0
+    for update_ in updates:
+        if _last_message_id(connection, update_) != update_.follows:
+            raise StaleAlertState(update_.alert_id)
+        if update_.replaces is None:
+            add_message(connection, update_.alert_id, update_.message, now)
+            added += 1
+        elif not _replace_message(connection, update_.replaces, update_.message, now):
+            raise StaleAlertState(update_.alert_id)
+        values = {
+            "level": update_.level,
+            "kind": update_.kind,
+            "deadline": update_.deadline,
+            "updated_at": now,
+            **_facts_row(update_.state),
+        }
+        connection.execute(
+            update(alerts).where(alerts.c.id == update_.alert_id).values(**values)
+        )
+    return added
+
+
+def _last_message_id(connection: Connection, update_: AlertUpdate) -> str | None:
+    """Return the Message-ID of the alert's last message, the replaced one left out."""
+    statement = (
+        select(alert_messages.c.message_id)
+        .where(alert_messages.c.alert_id == update_.alert_id)
+        .order_by(alert_messages.c.sequence.desc())
+        .limit(1)
+    )
+    if update_.replaces is not None:
+        statement = statement.where(alert_messages.c.id != update_.replaces)
+    return connection.execute(statement).scalar()
+
+
+def _replace_message(
+    connection: Connection, message_row_id: int, message: NewMessage, now: datetime
+) -> bool:
+    """Put ``message`` in place of a stored message none of whose deliveries
+    was attempted; return False, changing nothing, when one was."""
+    deliveries = alert_deliveries.c
+    touched = connection.execute(
+        select(func.count())
+        .select_from(alert_deliveries)
+        .where(
+            deliveries.alert_message_id == message_row_id,
+            or_(deliveries.status != "pending", deliveries.attempts > 0),
+        )
+    ).scalar_one()
+    if touched:
+        return False
+    connection.execute(
+        alert_deliveries.delete().where(deliveries.alert_message_id == message_row_id)
+    )
+    connection.execute(
+        update(alert_messages)
+        .where(alert_messages.c.id == message_row_id)
+        .values(
+            reason=message.reason,
+            message_id=message.message_id,
+            subject=message.subject,
+            message=message.message,
+            in_reply_to=message.in_reply_to,
+            references=message.references,
+            card=None if message.card is None else dict(message.card),
+        )
+    )
+    _insert_deliveries(connection, message_row_id, message, now)
+    return True
+
+
+def known_alerts(
+    connection: Connection, keys: Collection[str]
+) -> dict[str, KnownAlert]:
+    """Return the stored alerts under ``keys``, with their thread and the
+    last message when it is still untouched."""
+    found: dict[str, KnownAlert] = {}
+    for chunk in chunks(sorted(keys), LOOKUP_CHUNK):
+        alert_rows = connection.execute(
+            select(alerts).where(alerts.c.dedup_key.in_(chunk))
+        ).mappings()
+        records = {row["id"]: rows.alert_from_row(row) for row in alert_rows}
+        if not records:
+            continue
+        messages = connection.execute(
+            select(
+                alert_messages.c.id,
+                alert_messages.c.alert_id,
+                alert_messages.c.sequence,
+                alert_messages.c.reason,
+                alert_messages.c.message_id,
+                alert_messages.c.subject,
+            )
+            .where(alert_messages.c.alert_id.in_(list(records)))
+            .order_by(alert_messages.c.alert_id, alert_messages.c.sequence)
+        ).all()
+        by_alert: dict[int, list] = defaultdict(list)
+        for message in messages:
+            by_alert[message.alert_id].append(message)
+        untouched = _untouched_messages(
+            connection, [thread[-1].id for thread in by_alert.values()]
+        )
+        for alert_id, record in records.items():
+            thread = by_alert.get(alert_id, [])
+            pending = None
+            if thread and thread[-1].id in untouched:
+                last = thread[-1]
+                reasons = update_reasons_of(last.reason)
+                if reasons is not None:
+                    pending = PendingMessage(
+                        id=last.id,
+                        sequence=last.sequence,
+                        message_id=last.message_id,
+                        reasons=reasons,
+                        send_at=untouched[last.id],
+                    )
+            found[record.dedup_key] = KnownAlert(
+                alert=record,
+                message_ids=tuple(m.message_id for m in thread),
+                first_subject=thread[0].subject if thread else record.subject,
+                pending=pending,
+            )
+    return found
+
+
+# The stored reason of an update message: this prefix and the update reasons
+# joined by "+", short enough for the reason column.
+UPDATE_PREFIX = "update:"
+
+
+def update_reasons_of(reason: str) -> tuple[str, ...] | None:
+    """Return the update reasons a stored message reason names: none for the
+    first message, None for a message that is neither (an escalation, a resend)."""
+    if reason == "new":
+        return ()
+    if reason.startswith(UPDATE_PREFIX):
+        return tuple(r for r in reason[len(UPDATE_PREFIX) :].split("+") if r)
+    return None
+
+
+def _untouched_messages(
+    connection: Connection, message_row_ids: Sequence[int]
+) -> dict[int, datetime]:
+    """Return, for each of the messages whose deliveries are all pending and
+    never attempted, the earliest time one is due."""
+    deliveries = alert_deliveries.c
+    result: dict[int, datetime] = {}
+    for chunk in chunks(list(message_row_ids), LOOKUP_CHUNK):
+        touched = func.sum(
+            case(
+                (or_(deliveries.status != "pending", deliveries.attempts > 0), 1),
+                else_=0,
+            )
+        )
+        statement = (
+            select(
+                deliveries.alert_message_id,
+                func.min(deliveries.next_attempt_at),
+                touched,
+            )
+            .where(deliveries.alert_message_id.in_(chunk))
+            .group_by(deliveries.alert_message_id)
+        )
+        for message_row_id, due, touched_count in connection.execute(statement):
+            if not touched_count and due is not None:
+                result[message_row_id] = due
+    return result
+
+
+def recent_mail(
+    connection: Connection, recipients: Collection[str], since: datetime
+) -> list[tuple[int, str, datetime, str]]:
+    """Return the mail deliveries to ``recipients`` sent or due since ``since``.
+
+    Each is (message id, recipient, when sent or due, the alert's level), for
+    the hourly cap per recipient.
+    """
+    deliveries = alert_deliveries.c
+    moment = func.coalesce(deliveries.sent_at, deliveries.next_attempt_at)
+    found = []
+    for chunk in chunks(sorted(recipients), LOOKUP_CHUNK):
+        statement = (
+            select(
+                deliveries.alert_message_id,
+                deliveries.recipient,
+                moment,
+                alerts.c.level,
+            )
+            .join_from(alert_deliveries, alert_messages)
+            .join(alerts, alerts.c.id == alert_messages.c.alert_id)
+            .where(
+                deliveries.channel.in_(MAIL_CHANNELS),
+                deliveries.recipient.in_(chunk),
+                deliveries.status != "failed",
+                moment >= since,
+            )
+        )
+        found.extend(tuple(row) for row in connection.execute(statement))
+    return found
 
 
 # Delivery

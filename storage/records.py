@@ -22,6 +22,9 @@ class NewDelivery:
 
     channel: str
     recipient: str
+    # Not sent before this time: a batching window, a cooldown, quiet hours or
+    # the recipient's hourly cap. None sends it as soon as it is stored.
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +35,7 @@ class NewMessage:
     header, unique among all messages. ``reason`` is a short text such as
     "new", "level raised", "escalation", "resend" or "test". ``card``
     contains the fields of a chat-robot card as JSON values, and the robot
-    deliveries need it. ``for_alert``, when given, builds the message that is
-    stored from the id of its new alert, for a first message that names its
-    alert (the acknowledgement link).
+    deliveries need it.
     """
 
     reason: str
@@ -45,7 +46,6 @@ class NewMessage:
     in_reply_to: str | None = None
     references: str | None = None
     card: Mapping[str, Any] | None = None
-    for_alert: Callable[[int], NewMessage] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,8 @@ class NewAlert:
 
     ``post_id`` is None for an alert that is about no single post, and
     ``deadline`` is the first-response deadline, when there is one.
+    ``message`` may be a function of the new alert's id that returns the
+    message, for a message that names its alert (an acknowledgement link).
     """
 
     post_id: int | None
@@ -62,8 +64,75 @@ class NewAlert:
     level: str
     kind: str
     subject: str
-    message: NewMessage
+    message: NewMessage | Callable[[int], NewMessage]
     deadline: datetime | None = None
+    state: IncidentFacts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFacts:
+    """What an alert's message reports about its incident, kept with the alert.
+
+    The next post of the incident is compared with these: see
+    :mod:`alerts.policy`. ``last_message_at`` is when that message is due.
+    """
+
+    incident_id: int | None
+    root_cause: str | None
+    reach: int
+    owners: int
+    viral: bool
+    last_message_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertUpdate:
+    """A message to add to a stored alert, with the alert's new state.
+
+    ``replaces`` is the id of the alert's last message when none of its
+    deliveries was attempted yet: the update then takes its place instead of
+    following it. ``follows`` is the Message-ID of the message before it (None
+    for a replaced first message). ``level``, ``kind`` and ``deadline`` become
+    the alert's.
+    """
+
+    alert_id: int
+    message: NewMessage
+    level: str
+    kind: str
+    deadline: datetime | None
+    state: IncidentFacts
+    follows: str | None
+    replaces: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """An alert's last message while none of its deliveries was attempted.
+
+    ``reasons`` are the update reasons it carries (empty for the first
+    message) and ``send_at`` the earliest time one of its deliveries is due.
+    """
+
+    id: int
+    sequence: int
+    message_id: str
+    reasons: tuple[str, ...]
+    send_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KnownAlert:
+    """A stored alert as the planning of its next message needs it.
+
+    ``message_ids`` are the Message-IDs of its messages in order, and
+    ``first_subject`` the subject of the first, which replies repeat.
+    """
+
+    alert: AlertRecord
+    message_ids: tuple[str, ...]
+    first_subject: str
+    pending: PendingMessage | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +157,9 @@ class Saved:
 
     alert_ids: list[int | None]
     signal_ids: list[int | None]
+    # Messages added to stored alerts; an update that replaced a message not
+    # sent yet adds none.
+    updated_alerts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,6 +50,10 @@ POST_TEXT_COLUMNS = (
     "author_verified",
     "author_role",
 )
+
+# Keys per IN list when looking up stored rows, far below the bind parameter
+# limit of SQLite (32766 since 3.32) and PostgreSQL (65535).
+LOOKUP_CHUNK = 500
 
 # PostgreSQL rejects NUL in text, and lone surrogates cannot be encoded as UTF-8
 # by either driver.
@@ -570,3 +574,9 @@ def problem_summary(row: Mapping[str, Any]) -> ProblemSummary:
         last_seen=row["last_seen"],
         recent_reports=row["recent_reports"],
     )
+
+
+def chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Yield ``values`` in consecutive slices of at most ``size``."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

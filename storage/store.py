@@ -29,9 +29,11 @@ from .records import (
     AlertDetail,
     AlertRecord,
     AlertSummary,
+    AlertUpdate,
     AttemptOutcome,
     Claimed,
     DeliveryRecord,
+    KnownAlert,
     NewAlert,
     NewMessage,
     PostRecord,
@@ -41,6 +43,7 @@ from .records import (
     StatusReport,
     StoredBatch,
 )
+from .rows import LOOKUP_CHUNK, chunks
 from .status import read_status
 from .tables import (
     classifications,
@@ -62,18 +65,10 @@ logger = logging.getLogger(__name__)
 FINISHED_RUN_STATUSES = ("ok", "partial", "failed")
 # Characters of a run error kept in the database.
 MAX_ERROR_LENGTH = 2000
-# Keys per IN list when looking up stored posts, far below the bind parameter
-# limit of SQLite (32766 since 3.32) and PostgreSQL (65535).
-LOOKUP_CHUNK = 500
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 class Store:
@@ -319,6 +314,7 @@ class Store:
         new_alerts: Sequence[NewAlert] = (),
         grouping: rows.GroupingChanges | None = None,
         new_signals: Sequence[Signal] = (),
+        updates: Sequence[AlertUpdate] = (),
     ) -> Saved:
         """Store a classification per post, a grading where one was made, the
         alerts and signals they raise and the problems they changed, all in one
@@ -327,8 +323,9 @@ class Store:
         ``post_ids[i]`` is the post that ``assessments[i]`` is about. Because
         everything commits together, a crash can never leave a post graded but
         its alert lost, nor assessed without its problem or the other way
-        round. Returns the ids of the new alerts as :meth:`add_alerts` does,
-        and those of the new signals likewise. Raises ValueError when the
+        round. ``updates`` are messages to stored alerts (see
+        :func:`storage.alert_store.apply_updates`). Returns the ids of the new
+        alerts as :meth:`add_alerts` does, and those of the new signals likewise. Raises ValueError when the
         lengths differ or a grading lacks one of the four factors, and
         ``sqlalchemy.exc.IntegrityError`` when a post already has a problem.
         Either way it stores nothing.
@@ -337,7 +334,7 @@ class Store:
             raise ValueError(
                 f"got {len(post_ids)} post ids for {len(assessments)} assessments"
             )
-        if not post_ids and not new_alerts and grouping is None and not new_signals:
+        if not (post_ids or new_alerts or grouping or new_signals or updates):
             return Saved([], [])
         now = utcnow()
         classification_rows = [
@@ -353,8 +350,9 @@ class Store:
             if grouping is not None:
                 self._save_grouping(connection, grouping, now)
             alert_ids = self._insert_alerts(connection, new_alerts, now)
+            added = alert_store.apply_updates(connection, updates, now)
             signal_ids = self._insert_signals(connection, new_signals, now)
-        return Saved(alert_ids, signal_ids)
+        return Saved(alert_ids, signal_ids, added)
 
     def save_regradings(
         self,
@@ -362,18 +360,19 @@ class Store:
         new_alerts: Sequence[NewAlert] = (),
         new_signals: Sequence[Signal] = (),
         done: Sequence[int] = (),
+        updates: Sequence[AlertUpdate] = (),
     ) -> Saved:
         """Store new gradings of classified posts, with their alerts and signals.
 
         Each ``(post_id, grading)`` is added to the post's latest
         classification, as its latest grading. The posts in ``done`` were
         graded again, whether or not their grading changed, and are no longer
-        pending. A post without a classification raises LookupError and
+        pending. ``updates`` are messages to stored alerts. A post without a classification raises LookupError and
         nothing is stored.
         """
         now = utcnow()
         with self._write() as connection:
-            for chunk in _chunks(done, LOOKUP_CHUNK):
+            for chunk in chunks(done, LOOKUP_CHUNK):
                 connection.execute(
                     update(posts)
                     .where(posts.c.id.in_(chunk))
@@ -390,8 +389,9 @@ class Store:
             if grading_rows:
                 connection.execute(insert(gradings), grading_rows)
             alert_ids = self._insert_alerts(connection, new_alerts, now)
+            added = alert_store.apply_updates(connection, updates, now)
             signal_ids = self._insert_signals(connection, new_signals, now)
-        return Saved(alert_ids, signal_ids)
+        return Saved(alert_ids, signal_ids, added)
 
     def _insert_assessments(
         self,
@@ -574,7 +574,7 @@ class Store:
                 .where(burst, signals.c.subject == "brand")
                 .group_by(signals.c.problem_id)
             )
-        for chunk in _chunks(problems_asked, LOOKUP_CHUNK):
+        for chunk in chunks(problems_asked, LOOKUP_CHUNK):
             statements.append(
                 select(signals.c.problem_id, func.max(signals.c.occurred_at))
                 .where(burst, signals.c.problem_id.in_(chunk))
@@ -595,7 +595,7 @@ class Store:
         snapshots = engagement_snapshots.c
         history: dict[int, list[tuple[datetime, Engagement]]] = defaultdict(list)
         with self._read() as connection:
-            for chunk in _chunks(post_ids, LOOKUP_CHUNK):
+            for chunk in chunks(post_ids, LOOKUP_CHUNK):
                 statement = (
                     select(snapshots)
                     .where(snapshots.post_id.in_(chunk))
@@ -649,7 +649,7 @@ class Store:
             rank = {"critical": 0, "medium": 1}
             found = [
                 rows.known_post(row, selected[row.id], row.id in cut)
-                for chunk in _chunks(list(selected), LOOKUP_CHUNK)
+                for chunk in chunks(list(selected), LOOKUP_CHUNK)
                 for row in connection.execute(
                     select(posts).where(posts.c.id.in_(chunk))
                 )
@@ -711,7 +711,7 @@ class Store:
     def mark_text_checked(self, post_ids: Sequence[int], checked_at: datetime) -> None:
         """Note that the full text of these posts was looked up, found or not."""
         with self._write() as connection:
-            for chunk in _chunks(post_ids, LOOKUP_CHUNK):
+            for chunk in chunks(post_ids, LOOKUP_CHUNK):
                 connection.execute(
                     update(posts)
                     .where(posts.c.id.in_(chunk))
@@ -730,7 +730,7 @@ class Store:
         times: dict[int, list[datetime]] = defaultdict(list)
         column = problem_posts.c
         with self._read() as connection:
-            for chunk in _chunks(problem_ids, LOOKUP_CHUNK):
+            for chunk in chunks(problem_ids, LOOKUP_CHUNK):
                 statement = (
                     select(column.problem_id, posts.c.created_at)
                     .join(posts, posts.c.id == column.post_id)
@@ -985,6 +985,50 @@ class Store:
                 connection, limit=limit, status=status, before=before
             )
 
+    def known_alerts(self, keys: Collection[str]) -> dict[str, KnownAlert]:
+        """Return the stored alerts under ``keys`` by key, with their threads."""
+        with self._read() as connection:
+            return alert_store.known_alerts(connection, keys)
+
+    def recent_mail(
+        self, recipients: Collection[str], since: datetime
+    ) -> list[tuple[int, str, datetime, str]]:
+        """Return (message id, recipient, time, level) of the mail deliveries to
+        ``recipients`` sent or due since ``since``, failed ones left out."""
+        with self._read() as connection:
+            return alert_store.recent_mail(connection, recipients, since)
+
+    def incident_reach(
+        self, incident_ids: Collection[int]
+    ) -> dict[int, dict[int, int]]:
+        """Return, per incident, the reach of each of its stored posts: the
+        latest likes, reposts and comments added up."""
+        members: dict[int, dict[int, int]] = {i: {} for i in incident_ids}
+        with self._read() as connection:
+            for chunk in chunks(sorted(incident_ids), LOOKUP_CHUNK):
+                statement = select(
+                    problem_posts.c.incident_id, problem_posts.c.post_id
+                ).where(problem_posts.c.incident_id.in_(chunk))
+                for incident_id, post_id in connection.execute(statement):
+                    members[incident_id][post_id] = 0
+            every_post = [p for posts_ in members.values() for p in posts_]
+            engagement = _latest_engagement(connection, every_post)
+        for posts_ in members.values():
+            for post_id in posts_:
+                posts_[post_id] = sum(engagement.get(post_id, (0, 0, 0)))
+        return members
+
+    def incidents_of(self, post_ids: Collection[int]) -> dict[int, int]:
+        """Return the incident of each of the posts that has one."""
+        found: dict[int, int] = {}
+        with self._read() as connection:
+            for chunk in chunks(sorted(post_ids), LOOKUP_CHUNK):
+                statement = select(
+                    problem_posts.c.post_id, problem_posts.c.incident_id
+                ).where(problem_posts.c.post_id.in_(chunk))
+                found.update(dict(connection.execute(statement).all()))
+        return found
+
     def acknowledge_alert(
         self, alert_id: int, by: str, *, now: datetime | None = None
     ) -> bool:
@@ -1191,7 +1235,7 @@ def _find_post_ids(
 
 def _find_by_identity(connection: Connection, keys: Sequence[str]) -> dict[str, int]:
     found: dict[str, int] = {}
-    for chunk in _chunks(keys, LOOKUP_CHUNK):
+    for chunk in chunks(keys, LOOKUP_CHUNK):
         statement = select(posts.c.id, posts.c.identity_key).where(
             posts.c.identity_key.in_(chunk)
         )
@@ -1209,7 +1253,7 @@ def _find_by_source_id(
 
     found: dict[tuple[str, str], int] = {}
     for source, external_ids in by_source.items():
-        for chunk in _chunks(external_ids, LOOKUP_CHUNK):
+        for chunk in chunks(external_ids, LOOKUP_CHUNK):
             statement = select(posts.c.id, posts.c.external_id).where(
                 posts.c.source == source, posts.c.external_id.in_(chunk)
             )
@@ -1263,7 +1307,7 @@ def _note_seen(connection: Connection, sightings: Sequence[Sighting]) -> list[in
             removed,
         )
     changed = [row["post_id"] for row in snapshots]
-    for chunk in _chunks(changed, LOOKUP_CHUNK):
+    for chunk in chunks(changed, LOOKUP_CHUNK):
         connection.execute(
             update(posts).where(posts.c.id.in_(chunk)).values(regrade_pending=True)
         )
@@ -1277,7 +1321,7 @@ def _latest_engagement(
 ) -> dict[int, tuple[int, int, int]]:
     snapshots = engagement_snapshots.c
     latest: dict[int, tuple[int, int, int]] = {}
-    for chunk in _chunks(post_ids, LOOKUP_CHUNK):
+    for chunk in chunks(post_ids, LOOKUP_CHUNK):
         last_ids = (
             select(func.max(snapshots.id))
             .where(snapshots.post_id.in_(chunk))
@@ -1329,7 +1373,7 @@ def _latest_classification_ids(
     """Return the id of each post's latest classification, for posts that have one."""
     column = classifications.c
     latest: dict[int, int] = {}
-    for chunk in _chunks(post_ids, LOOKUP_CHUNK):
+    for chunk in chunks(post_ids, LOOKUP_CHUNK):
         statement = (
             select(column.post_id, func.max(column.id))
             .where(column.post_id.in_(chunk))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import email
 from datetime import UTC, datetime, timedelta
+from email.policy import default
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -236,6 +239,47 @@ def test_problem_burst_is_signalled_once(tmp_path, database_url):
 
         job._watch_bursts(summary)
         assert len(signals_by_kind(store)["burst"]) == len(bursts)
+
+
+def test_problem_burst_alerts_once(tmp_path, database_url):
+    config = load_config(tmp_path, database_url)
+    with Store(database_url) as store:
+        store.migrate()
+        job = pipeline.Job(config, store)
+        summary = collect(job, burst_records())
+        before = {a.alert.dedup_key for a in store.list_alerts(limit=500)}
+        job._watch_bursts(summary)
+        job._watch_bursts(summary)
+
+        new = [
+            a for a in store.list_alerts(limit=500) if a.alert.dedup_key not in before
+        ]
+        [burst] = [s for s in signals_by_kind(store)["burst"] if s.subject == "problem"]
+        [alert] = [a for a in new if a.alert.kind == "burst"]
+        assert alert.alert.dedup_key == burst.key
+        assert alert.alert.level == "medium"
+        assert alert.alert.post_id is None
+        detail = store.get_alert(alert.alert.id)
+        mail = email.message_from_string(detail.messages[0].message, policy=default)
+        assert f"/problems/{burst.problem_id}" in mail.get_content()
+        assert "问题突发" in mail["Subject"]
+        recipients = {d.recipient for d in detail.deliveries}
+        assert recipients >= {"pr@qicheng.example", "cr@qicheng.example"}
+
+
+def test_burst_without_signal_setting_no_alert(tmp_path, database_url):
+    config = load_config(tmp_path, database_url)
+    config = dataclasses.replace(
+        config, alerts=dataclasses.replace(config.alerts, signals=("viral",))
+    )
+    with Store(database_url) as store:
+        store.migrate()
+        job = pipeline.Job(config, store)
+        summary = collect(job, burst_records())
+        job._watch_bursts(summary)
+
+        assert "burst" in signals_by_kind(store)
+        assert not [a for a in store.list_alerts(limit=500) if a.alert.kind == "burst"]
 
 
 def test_status_lists_the_latest_signals(tmp_path, job):

@@ -54,6 +54,29 @@ def replay_source(name: str, path: Path, schedule: dict) -> dict:
     }
 
 
+def test_scheduler_registers_digests_with_recipients(tmp_path):
+    posts = tmp_path / "p.jsonl"
+    posts.write_text("")
+    config_path = write_config(
+        tmp_path, [replay_source("every15", posts, {"interval_minutes": 15})]
+    )
+    data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    data["alerts"]["digests"] = {"weekly": "", "recipients": ["ops@brand.example"]}
+    config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    config = config_module.load(config_path)
+    with Store(config.database_url) as store:
+        store.migrate()
+        scheduler = build_scheduler(pipeline.Job(config, store), config)
+
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+
+    assert "digest:weekly" not in jobs
+    daily = jobs["digest:daily"]
+    assert isinstance(daily.trigger, CronTrigger)
+    assert str(daily.trigger.timezone) == config.timezone
+    assert daily.coalesce is True
+
+
 def test_scheduler_registers_each_source(tmp_path):
     posts = tmp_path / "p.jsonl"
     posts.write_text("")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fake_robots import FakeRobot
+from smtp_server import MailServer, free_port, start_server
 
 
 @pytest.fixture
@@ -23,9 +24,7 @@ def robots():
 
 @pytest.fixture
 def mail_server():
-    """Start an aiosmtpd server on loopback; yield its handler and port."""
-    from test_outbox import MailServer, free_port, start_server
-
+    """Start a loopback SMTP server; yield its handler and port."""
     handler = MailServer()
     controller = start_server(handler, free_port())
     yield handler, controller.port

@@ -230,7 +230,7 @@ def test_resend_replies_in_thread_and_delivers(tmp_path, database):
 
     assert result.exit_code == 0, result.output
     assert "queued for 1 recipients" in result.output
-    assert "delivered now: 1 sent" in result.output
+    assert "delivered now: 1 sent, 0 not sent" in result.output
     detail = database.get_alert(alert_id)
     first, resent = detail.messages
     assert resent.reason == "resend"

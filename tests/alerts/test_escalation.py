@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from smtp_server import MailServer, free_port, parse, start_server
 from stored_alerts import add_stored_alert
-from test_outbox import PASSWORD, MailServer, free_port, parse, start_server
+from test_outbox import PASSWORD
 
 from alerts import policy
 from alerts.cards import card_to_json

@@ -185,6 +185,7 @@ def test_long_text_is_cut_in_body():
 
 def test_header_safe_strips_controls():
     assert header_safe("a\r\nb\x00c\u2028d", 20) == "a b c d"
+    assert header_safe("\u202e\u2066cba\u2069 启程\u200f", 20) == "cba 启程"
     assert header_safe("x" * 50, 10) == "x" * 9 + "…"
 
 

@@ -149,7 +149,12 @@ class FakeReddit:
             and ("all" in names or thing["subreddit"].lower() in names)
             and (query is None or _matches(thing, query))
         ]
-        found.sort(key=lambda thing: (thing["created_utc"], thing["id"]), reverse=True)
+        # Reddit lists by submission time; "order" stands in for it where a
+        # test gives a post a created_utc that cannot be sorted by.
+        found.sort(
+            key=lambda thing: (thing.get("order", thing["created_utc"]), thing["id"]),
+            reverse=True,
+        )
         return self._page(found, params)
 
     def comment_tree(self, submission_id: str) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -185,6 +186,22 @@ def test_next_run_yields_only_new(api, fake):
 
     assert set(items) == {"t3_qc7new"}
     assert again == {}
+
+
+@pytest.mark.parametrize("bad_time", [4.0e9, float("nan"), "soon"])
+def test_bad_created_time_keeps_listing_moving(api, fake, bad_time):
+    collector = make_collector(api)
+    odd = fake.add_submission("qc7odd", "qicheng", "QC7 odd clock", created_utc=0.0)
+    fake.things[odd]["created_utc"] = bad_time
+    fake.things[odd]["order"] = time.time()
+    _, first, cursor = collect(collector)
+    # Reddit lists by submission time: the next post comes above the odd one.
+    fake.add_submission("qc7after", "qicheng", "QC7 after", created_utc=time.time() + 5)
+
+    _, later, _ = collect(collector, cursor)
+
+    assert "t3_qc7odd" in first
+    assert set(later) == {"t3_qc7after"}
 
 
 def test_limit_bounds_first_run(api, fake):
