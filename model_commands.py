@@ -111,7 +111,9 @@ def make_model_command(
     start: Start, open_store: OpenStore, options: Any
 ) -> click.Group:
     """Build the ``model`` group with its ``promote`` command."""
-    group = options(click.Group("model", help="Show and switch the kind model."))
+    group = options(
+        click.Group("model", help="Switch the kind model that the job reads.")
+    )
 
     @group.command()
     @options

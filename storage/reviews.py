@@ -4,7 +4,8 @@ The write functions take the connection of a transaction that the caller
 opened with :meth:`PostReviews.write`, so that a change and the audit entry
 recording it (:func:`storage.accounts.insert_audit`) commit or roll back
 together. They raise ValueError for an invalid value and
-:class:`ReviewConflict` for an action that does not fit the post's state.
+:class:`ReviewConflict` (:class:`PostClosed`, :class:`PostNotClosed`) for an
+action that does not fit the post's state.
 """
 
 from __future__ import annotations
@@ -32,13 +33,20 @@ MAX_NOTE_LENGTH = 2000
 
 
 class ReviewConflict(Exception):
-    """An action that does not fit the post's review state, such as closing a
-    closed post."""
+    """An action that does not fit the post's review state."""
+
+
+class PostClosed(ReviewConflict):
+    """A change to a closed post other than reopening it."""
+
+
+class PostNotClosed(ReviewConflict):
+    """Reopening a post that is not closed."""
 
 
 @dataclass(frozen=True, slots=True)
 class ReviewState:
-    """Where analysts stand with a post; a post never acted on is open."""
+    """The review state of a post; a post never acted on is open."""
 
     status: str = "open"
     assignee: str | None = None
@@ -117,7 +125,7 @@ class KindLabel:
 class TrainingLabels:
     """The corrections that training reads.
 
-    ``kinds`` holds the latest kind correction of each post. ``level_posts``
+    ``kinds`` contains the latest kind correction of each post. ``level_posts``
     counts the posts with a level correction, which the kind model does not
     learn from. ``last_id`` is the newest correction's id (0 for none).
     """
@@ -212,12 +220,12 @@ def set_assignee(
 ) -> ReviewState:
     """Assign a post to ``assignee``, or unassign it with None.
 
-    Raises ReviewConflict for a closed post. The caller checks that the
+    Raises PostClosed for a closed post. The caller checks that the
     assignee is an enabled user.
     """
     current = review_state(connection, post_id)
     if current.status == "closed":
-        raise ReviewConflict("closed")
+        raise PostClosed(f"post {post_id} is closed")
     status = "open" if assignee is None else "assigned"
     return _save_state(
         connection, post_id, current, {"status": status, "assignee": assignee}, by, now
@@ -232,12 +240,12 @@ def close(
     by: str,
     now: datetime,
 ) -> ReviewState:
-    """Close a post with a resolution; raise ReviewConflict when it is closed."""
+    """Close a post with a resolution; raise PostClosed when it is closed."""
     if resolution not in RESOLUTIONS:
         raise ValueError(f"invalid resolution {resolution!r}")
     current = review_state(connection, post_id)
     if current.status == "closed":
-        raise ReviewConflict("closed")
+        raise PostClosed(f"post {post_id} is closed")
     values = {
         "status": "closed",
         "resolution": resolution,
@@ -251,11 +259,11 @@ def close(
 def reopen(connection: Connection, post_id: int, by: str, now: datetime) -> ReviewState:
     """Reopen a closed post, assigned again to its assignee if it had one.
 
-    Raises ReviewConflict when the post is not closed.
+    Raises PostNotClosed when the post is not closed.
     """
     current = review_state(connection, post_id)
     if current.status != "closed":
-        raise ReviewConflict("not closed")
+        raise PostNotClosed(f"post {post_id} is not closed")
     values = {
         "status": "open" if current.assignee is None else "assigned",
         "resolution": None,

@@ -3,9 +3,9 @@ note, acknowledge its alert, close and reopen.
 
 Each action is a POST form. The change and its audit entry are written in one
 transaction, so neither is stored without the other. Values are checked
-before anything is written: an unknown choice, a user who cannot be
+before anything is written. An unknown choice, a user who cannot be
 assigned, an over-long note or invisible control characters get 400 with a
-message in Chinese, and a change that does not fit the post's state gets 409.
+message in Chinese. A change that does not fit the post's state gets 409.
 Viewers are turned away with 403 by :func:`web.auth.load_session`.
 """
 
@@ -24,8 +24,9 @@ from storage import alert_store
 from storage.accounts import NAME_PATTERN, enabled_user
 from storage.reviews import (
     MAX_NOTE_LENGTH,
+    PostClosed,
+    PostNotClosed,
     PostReviews,
-    ReviewConflict,
     add_correction,
     add_note,
     close,
@@ -48,7 +49,7 @@ blueprint = Blueprint("actions", __name__)
 POST_PATH = f"/posts/<int(max={MAX_ID}):post_id>"
 SATISFACTION = {"yes": True, "no": False, "unknown": None}
 # Characters shown of a rejected value in an error message.
-SHOWN_VALUE_LENGTH = 32
+DISPLAYED_VALUE_LENGTH = 32
 # Line breaks and tabs are the only control characters a note may contain.
 NOTE_WHITESPACE = frozenset("\n\t")
 
@@ -72,7 +73,7 @@ def correct_level(post_id: int) -> Response:
 def assign(post_id: int) -> Response:
     name = request.form.get("assignee", "")
     if not NAME_PATTERN.fullmatch(name):
-        abort(400, f"无效的用户名：{_shown(name)}")
+        abort(400, f"无效的用户名：{_display_value(name)}")
 
     def change(connection: Connection) -> None:
         user = enabled_user(connection, name)
@@ -128,8 +129,8 @@ def acknowledge(post_id: int) -> Response:
             connection, alert.id, g.user.name, state().now()
         )
         if not changed:
-            who = alert.acknowledged_by or "他人"
-            abort(409, f"预警 {alert.id} 已由 {who} 确认或已关闭。")
+            acknowledged_by = alert.acknowledged_by or "他人"
+            abort(409, f"预警 {alert.id} 已由 {acknowledged_by} 确认或已关闭。")
         record_in(
             connection, "alert.acknowledge", ("post", post_id), {"alert_id": alert.id}
         )
@@ -200,21 +201,24 @@ def _settle(action: Callable[..., Any], connection: Connection, *args: Any) -> N
     """Run a review-state change as the logged-in user; 409 on a conflict."""
     try:
         action(connection, *args, g.user.name, state().now())
-    except ReviewConflict as exc:
-        message = NOT_CLOSED_CONFLICT if str(exc) == "not closed" else CLOSED_CONFLICT
-        abort(409, message)
+    except PostNotClosed:
+        abort(409, NOT_CLOSED_CONFLICT)
+    except PostClosed:
+        abort(409, CLOSED_CONFLICT)
 
 
 def _choice(field: str, allowed: tuple[str, ...], label: str) -> str:
     value = request.form.get(field, "")
     if value not in allowed:
-        abort(400, f"未知的{label}：{_shown(value)}。可选值：{'、'.join(allowed)}")
+        abort(
+            400, f"未知的{label}：{_display_value(value)}。可选值：{'、'.join(allowed)}"
+        )
     return value
 
 
 def _satisfaction(answer: str, kind: str | None) -> bool | None:
     if answer not in SATISFACTION:
-        abort(400, f"未知的满意度：{_shown(answer)}。可选值：yes、no、unknown")
+        abort(400, f"未知的满意度：{_display_value(answer)}。可选值：yes、no、unknown")
     if kind != "complaint" and answer != "unknown":
         abort(400, "只有投诉才记录客户是否满意；此帖不是投诉。")
     return SATISFACTION[answer]
@@ -238,8 +242,8 @@ def _note_text(text: str) -> str:
     return text
 
 
-def _shown(value: str) -> str:
+def _display_value(value: str) -> str:
     """Return the start of a rejected value with invisible characters escaped."""
-    head = value[:SHOWN_VALUE_LENGTH]
+    head = value[:DISPLAYED_VALUE_LENGTH]
     shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in head)
-    return shown + ("…" if len(value) > SHOWN_VALUE_LENGTH else "")
+    return shown + ("…" if len(value) > DISPLAYED_VALUE_LENGTH else "")

@@ -76,6 +76,7 @@ def promote() -> Response:
     try:
         metadata = promotion.check_candidate(model_path, shared.config.brand)
     except ModelError as exc:
+        logger.warning("model promotion rejected user_id=%s error=%s", g.user.id, exc)
         abort(400, f"候选模型无法使用：{exc}")
     replaced = _model_view(model_path).version
     details = {"version": promotion.model_version(metadata), "replaced": replaced}
@@ -85,6 +86,7 @@ def promote() -> Response:
         try:
             promotion.replace_with_candidate(model_path)
         except ModelError as exc:
+            logger.error("model promotion failed user_id=%s error=%s", g.user.id, exc)
             abort(500, f"无法替换模型文件：{exc}")
     logger.info("model promoted by user_id=%s", g.user.id)
     return redirect(url_for("model.model"), 303)

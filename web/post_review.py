@@ -1,5 +1,5 @@
-"""What the post page shows of analysts' work: review state, notes,
-corrections, the post's alert and the choices of the action forms."""
+"""The review section of the post page: review state, notes, corrections,
+the post's alert and the choices of the action forms."""
 
 from __future__ import annotations
 

@@ -13,8 +13,9 @@ from storage import Store
 from storage.accounts import insert_audit
 from storage.reviews import (
     MAX_NOTE_LENGTH,
+    PostClosed,
+    PostNotClosed,
     PostReviews,
-    ReviewConflict,
     add_correction,
     add_note,
     close,
@@ -119,13 +120,13 @@ def test_assign_close_reopen(store: Store, reviews: PostReviews) -> None:
 def test_conflicts_raise(store: Store, reviews: PostReviews) -> None:
     post_id = add_graded_post(store, "1")
 
-    with pytest.raises(ReviewConflict), reviews.write() as connection:
+    with pytest.raises(PostNotClosed), reviews.write() as connection:
         reopen(connection, post_id, "ana", T0)
     with reviews.write() as connection:
         close(connection, post_id, "handled", True, "ana", T0)
-    with pytest.raises(ReviewConflict), reviews.write() as connection:
+    with pytest.raises(PostClosed), reviews.write() as connection:
         close(connection, post_id, "handled", True, "ana", T0)
-    with pytest.raises(ReviewConflict), reviews.write() as connection:
+    with pytest.raises(PostClosed), reviews.write() as connection:
         set_assignee(connection, post_id, "ana", "ana", T0)
 
 
