@@ -40,12 +40,15 @@ class CorrectionData:
     """Labelled records made from corrections, and what was left out.
 
     ``excluded`` counts the corrected posts whose text is also in the
-    development set, which is for evaluation only.
+    development set, which is for evaluation only. ``irrelevant`` counts the
+    posts corrected to irrelevant, a kind that relevance matching decides and
+    the model does not learn.
     """
 
     records: list[dict[str, Any]]
     labels: TrainingLabels
     excluded: int
+    irrelevant: int = 0
 
     def metadata(self) -> dict[str, Any]:
         """Return the summary that the model metadata keeps under "corrections"."""
@@ -55,6 +58,7 @@ class CorrectionData:
             "analysts": _analysts(self.labels, set(used)),
             "level_posts": self.labels.level_posts,
             "excluded_dev": self.excluded,
+            "irrelevant": self.irrelevant,
             "last_id": self.labels.last_id,
         }
 
@@ -67,14 +71,16 @@ def read_corrections(store: Store, dev_path: Path) -> CorrectionData:
     """
     labels = PostReviews(store.engine).training_labels()
     dev_texts = _dev_texts(dev_path)
-    records, excluded = [], 0
+    records, excluded, irrelevant = [], 0, 0
     for label in labels.kinds:
         if label.post["text"].strip() in dev_texts:
             excluded += 1
-            continue
-        records.append(_record(label))
+        elif label.kind == "irrelevant":
+            irrelevant += 1
+        else:
+            records.append(_record(label))
     logger.info("corrections read used=%s excluded=%s", len(records), excluded)
-    return CorrectionData(records, labels, excluded)
+    return CorrectionData(records, labels, excluded, irrelevant)
 
 
 def evaluation_metadata(report: Any, dev_path: Path) -> dict[str, Any]:
@@ -102,8 +108,9 @@ def format_corrections(data: CorrectionData) -> str:
     return (
         f"corrections: {summary['used']} kind labels used"
         f"{f' (by {analysts})' if analysts else ''}, "
-        f"{summary['level_posts']} posts with level corrections not used by the "
-        f"kind model, {summary['excluded_dev']} left out as development-set posts"
+        f"{summary['level_posts']} posts with level corrections and "
+        f"{summary['irrelevant']} corrected to irrelevant not used by the kind "
+        f"model, {summary['excluded_dev']} left out as development-set posts"
     )
 
 

@@ -283,6 +283,9 @@ def _save_state(
     now: datetime,
 ) -> ReviewState:
     values = {**values, "updated_at": now, "updated_by": by}
+    # NOTE: on PostgreSQL two first actions on one post at the same moment
+    # both insert, and the later one fails on the primary key (a 500 on the
+    # page, with nothing stored). SQLite runs write transactions one by one.
     if current.updated_at is None:
         row = {**asdict(current), **values, "post_id": post_id}
         connection.execute(insert(post_reviews).values(row))

@@ -54,9 +54,11 @@ def add_corrections(store: Store) -> None:
         store, "2", kind="grievance", text="已向12315投诉，要求退车"
     )
     third = add_graded_post(store, "3", kind="complaint", text="QC5 续航很扎实")
+    fourth = add_graded_post(store, "4", kind="complaint", text="比亚迪刹车异响")
     correct(store, first, "kind", "grievance", "ana")
     correct(store, second, "kind", "complaint", "bo")
     correct(store, third, "kind", "praise", "ana")
+    correct(store, fourth, "kind", "irrelevant", "bo")
     correct(store, first, "level", "normal", "ana")
 
 
@@ -75,7 +77,9 @@ def test_train_uses_corrections(tmp_path: Path, store: Store) -> None:
     assert f"model: {candidate}" in result.output
     assert "analyst corrections in the database: 3" in result.output
     assert "corrections: 3 kind labels used (by ana 2, bo 1)" in result.output
-    assert "1 posts with level corrections" in result.output
+    assert "1 posts with level corrections and 1 corrected to irrelevant" in (
+        result.output
+    )
     assert not (tmp_path / "model.joblib").exists()
     metadata = read_metadata(candidate)
     assert metadata["corrections"] == {
@@ -83,7 +87,8 @@ def test_train_uses_corrections(tmp_path: Path, store: Store) -> None:
         "analysts": {"ana": 2, "bo": 1},
         "level_posts": 1,
         "excluded_dev": 0,
-        "last_id": 4,
+        "irrelevant": 1,
+        "last_id": 5,
     }
     if pipeline.DEV_LABELS.exists():
         evaluation = metadata["evaluation"]
@@ -118,6 +123,7 @@ def test_dev_posts_left_out(tmp_path: Path, store: Store) -> None:
     assert data.records[0]["labels"] == {"kind": "grievance"}
     assert data.records[0]["source"] == "weibo"
     assert data.excluded == 1
+    assert data.irrelevant == 1
     assert data.metadata()["analysts"] == {"ana": 2}
 
 
