@@ -201,34 +201,32 @@ def once(ctx: click.Context) -> None:
 def digest(ctx: click.Context, kind: str) -> None:
     """Send the daily or weekly digest of the last complete day or week now.
 
-    Each period's digest is sent once, whether by this command or on the
-    service's schedule. Without a running job the digest is delivered at once;
-    with one, the job delivers it.
+    Each period's digest is stored once, whether by this command or on the
+    service's schedule. Without a running job the due deliveries (the
+    digest's, and any other alert's) are made at once; with one, the job
+    makes them.
     """
     config = _start(ctx)
     now = datetime.now(UTC)
+    key = digest_key(kind, now, config.timezone)
     with open_store(config) as store:
         alert_id = store_digest(config, store, kind, now)
-        if alert_id is None:
-            key = digest_key(kind, now, config.timezone)
-            if store.known_alerts({key}):
-                click.echo(f"the {kind} digest {key} was sent before")
-            else:
-                click.echo(
-                    "no digest sent: alerts.digests names no department or recipient"
-                )
+        if alert_id is not None:
+            head = f"{kind} digest stored as alert {alert_id}"
+        elif store.known_alerts({key}):
+            head = f"the {kind} digest {key} was stored before"
+        else:
+            click.echo(
+                "no digest sent: alerts.digests names no department or recipient"
+            )
             return
         try:
             with store.job_lock():
                 sent, failed = deliver_once(config, store, now)
         except LockHeld:
-            click.echo(
-                f"{kind} digest stored as alert {alert_id}; the running job sends it"
-            )
+            click.echo(f"{head}; the running job sends it")
             return
-    click.echo(
-        f"{kind} digest stored as alert {alert_id}: {sent} sent, {failed} not sent"
-    )
+    click.echo(f"{head}; due deliveries: {sent} sent, {failed} not sent")
     if failed:
         ctx.exit(1)
 

@@ -54,9 +54,9 @@ def test_digest_command_sends_once(tmp_path, database_url):
 
     assert first.exit_code == 0, first.output
     assert "daily digest stored as alert" in first.output
-    assert "2 sent, 0 not sent" in first.output
+    assert "due deliveries: 2 sent, 0 not sent" in first.output
     assert second.exit_code == 0, second.output
-    assert "was sent before" in second.output
+    assert "was stored before; due deliveries: 0 sent" in second.output
     [mail] = outbox(tmp_path)
     assert mail["X-Fenghuo-Digest"] == "daily"
     assert str(mail["To"]) == "pr@qicheng.example, 质量部 <quality@brand.example>"
