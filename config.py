@@ -1244,11 +1244,69 @@ def _check_timezone(name: str, key: str, path: Path) -> None:
         ) from None
 
 
-def _check_cron(line: str, key: str, path: Path) -> None:
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def crontab_trigger(line: str, timezone: str | None = None):
+    """Return the APScheduler trigger of a crontab line, read as crontab reads it.
+
+    APScheduler 3 counts day-of-week numbers from Monday (0), while crontab
+    counts them from Sunday (0 or 7), so the numbers are passed as day names.
+    Raises ValueError for a line that is not five valid fields.
+    """
     from apscheduler.triggers.cron import CronTrigger
 
+    fields = line.split()
+    if len(fields) != 5:
+        raise ValueError(f"wrong number of fields; got {len(fields)}, expected 5")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_crontab_weekdays(weekday),
+        timezone=timezone,
+    )
+
+
+def _crontab_weekdays(field: str) -> str:
+    """Return a crontab day-of-week field with its numbers as day names."""
+    parts = []
+    for part in field.split(","):
+        body, slash, step_text = part.partition("/")
+        step = int(step_text) if slash and step_text.isdigit() else 1
+        if slash and step_text and not step_text.isdigit():
+            raise ValueError(f"invalid step {step_text!r} in day of week {field!r}")
+        if body == "*":
+            first, last = 0, 6
+        elif "-" in body:
+            low, high = body.split("-", 1)
+            if not (low.isdigit() and high.isdigit()):
+                parts.append(part)
+                continue
+            first, last = int(low), int(high)
+        elif body.isdigit():
+            first = last = int(body)
+            if slash:
+                last = 6
+        else:
+            parts.append(part)
+            continue
+        if not 0 <= first <= last <= 7 or step < 1:
+            raise ValueError(
+                f"invalid day of week {part!r}; expected 0-7 (0 and 7 are Sunday)"
+            )
+        if body == "*" and not slash:
+            parts.append("*")
+            continue
+        parts.extend(_WEEKDAYS[n] for n in range(first, last + 1, step))
+    return ",".join(dict.fromkeys(parts))
+
+
+def _check_cron(line: str, key: str, path: Path) -> None:
     try:
-        trigger = CronTrigger.from_crontab(line)
+        trigger = crontab_trigger(line)
     except ValueError as exc:
         raise ConfigError(
             f"{path}: {key}: invalid cron line {line!r} ({exc}); "

@@ -1,5 +1,5 @@
-"""Fenghuo's command line: once, run, status, evaluate, train, serve, users and
-alerts.
+"""Fenghuo's command line: once, run, status, evaluate, train, model, serve,
+users and alerts.
 
 It loads config.yaml, opens the store and hands over to the job (job.py) for
 one pass over the sources, or to the scheduled service (service.py). Nothing
@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import config as config_module
+import model_commands
 from alert_commands import make_alert_commands
 from alerts.digest import digest_key
 from alerts.outbox import DeliveryReport
@@ -35,6 +36,7 @@ from items import (
     SIGNAL_KINDS,
 )
 from job import Job, deliver_once, make_analyzer, run_once, store_digest
+from model_commands import CORRECTIONS_SOURCE
 from nlp import Analyzer
 from service import next_run_time, serve
 from storage import LockHeld, MigrationError, SignalRecord, Store
@@ -230,34 +232,32 @@ def _delivery_warnings(deliveries: DeliveryReport, retry_hours: float) -> list[s
 def digest(ctx: click.Context, kind: str) -> None:
     """Send the daily or weekly digest of the last complete day or week now.
 
-    Each period's digest is sent once, whether by this command or on the
-    service's schedule. Without a running job the digest is delivered at once;
-    with one, the job delivers it.
+    Each period's digest is stored once, whether by this command or on the
+    service's schedule. Without a running job the due deliveries (the
+    digest's, and any other alert's) are made at once; with one, the job
+    makes them.
     """
     config = _start(ctx)
     now = datetime.now(UTC)
+    key = digest_key(kind, now, config.timezone)
     with open_store(config) as store:
         alert_id = store_digest(config, store, kind, now)
-        if alert_id is None:
-            key = digest_key(kind, now, config.timezone)
-            if store.known_alerts({key}):
-                click.echo(f"the {kind} digest {key} was sent before")
-            else:
-                click.echo(
-                    "no digest sent: alerts.digests names no department or recipient"
-                )
+        if alert_id is not None:
+            head = f"{kind} digest stored as alert {alert_id}"
+        elif store.known_alerts({key}):
+            head = f"the {kind} digest {key} was stored before"
+        else:
+            click.echo(
+                "no digest sent: alerts.digests names no department or recipient"
+            )
             return
         try:
             with store.job_lock():
                 sent, failed = deliver_once(config, store, now)
         except LockHeld:
-            click.echo(
-                f"{kind} digest stored as alert {alert_id}; the running job sends it"
-            )
+            click.echo(f"{head}; the running job sends it")
             return
-    click.echo(
-        f"{kind} digest stored as alert {alert_id}: {sent} sent, {failed} not sent"
-    )
+    click.echo(f"{head}; due deliveries: {sent} sent, {failed} not sent")
     if failed:
         ctx.exit(1)
 
@@ -427,35 +427,57 @@ def _evaluation_path(data_path: str | None, labels_path: str | None) -> str:
     "--output",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Model file to write.  [default: model_path from the config file]",
+    help="Model file to write.  [default: model.candidate.joblib beside model_path]",
+)
+@click.option(
+    "--no-corrections",
+    is_flag=True,
+    help="Train on the training files alone, without reading the database.",
 )
 @common_options
 @click.pass_context
-def train(ctx: click.Context, output: str | None) -> None:
-    """Train the kind classifier on training/*.jsonl and demo/posts.jsonl, then save it.
+def train(ctx: click.Context, output: str | None, no_corrections: bool) -> None:
+    """Train the kind classifier on training/*.jsonl, demo/posts.jsonl and the
+    analysts' kind corrections in the database, then save it as the candidate.
 
-    Prints the training counts, the cross-validated macro-F1 on the training
-    data, the development-set figures when that label set is present, and the
-    model path.
+    Prints the training counts, the corrections used, the cross-validated
+    macro-F1 on the training data, the development-set figures when that label
+    set is present, and the model path. The job keeps reading model_path
+    until the candidate is promoted with: python pipeline.py model promote.
     """
-    from nlp import model, training
+    from nlp import model, promotion, training
 
     config = _start(ctx)
-    path = Path(output) if output else config.resolve(config.model_path)
+    model_path = config.resolve(config.model_path)
+    path = Path(output) if output else promotion.candidate_path(model_path)
     data = training.read_training(training.training_files())
+    corrections = None
+    if not no_corrections:
+        with open_store(config) as store:
+            corrections = model_commands.read_corrections(store, DEV_LABELS)
+        training.add_records(data, corrections.records, CORRECTIONS_SOURCE)
     try:
         trained = training.train(data, config.brand)
         folds = training.cross_validate(data, config.brand)
     except training.TrainingError as exc:
         raise click.ClickException(str(exc)) from None
+    if corrections is not None:
+        trained.metadata["corrections"] = corrections.metadata()
+    reports = _dev_reports(config, trained) if DEV_LABELS.exists() else None
+    if reports is not None:
+        trained.metadata["evaluation"] = model_commands.evaluation_metadata(
+            reports["trained"], DEV_LABELS
+        )
     try:
         model.save(trained.classifier, trained.metadata, path)
     except model.ModelError as exc:
         raise click.ClickException(str(exc)) from None
 
     click.echo(_format_training(data, trained.metadata, folds))
-    if DEV_LABELS.exists():
-        click.echo(_format_dev_comparison(config, trained))
+    if corrections is not None:
+        click.echo(model_commands.format_corrections(corrections))
+    if reports is not None:
+        click.echo(_format_dev_comparison(reports))
     click.echo(f"model: {path}")
 
 
@@ -474,21 +496,28 @@ def _format_training(data, metadata: dict, folds) -> str:
     return "\n".join(lines)
 
 
-def _format_dev_comparison(config: Config, trained) -> str:
+def _dev_reports(config: Config, trained) -> dict:
+    """Score the trained and the lexicon classifier on the development set."""
     from nlp.evaluation import evaluate as score
     from nlp.evaluation import read_records
 
     records = read_records(DEV_LABELS)
-    lines = [f"development set {DEV_LABELS} ({len(records)} posts):"]
-    lines.append(
-        f"{'':<10} {'macro-F1':>8} {'cg-F1':>6}  "
-        + " ".join(f"{kind:>10}" for kind in KINDS)
-    )
+    reports = {}
     for name, classifier in (("trained", trained), ("lexicon", None)):
         analyzer = Analyzer(
             config.brand, config.thresholds, config.strategy, classifier=classifier
         )
-        report = score(records, analyzer)
+        reports[name] = score(records, analyzer)
+    return reports
+
+
+def _format_dev_comparison(reports: dict) -> str:
+    lines = [f"development set {DEV_LABELS} ({reports['trained'].total} posts):"]
+    lines.append(
+        f"{'':<10} {'macro-F1':>8} {'cg-F1':>6}  "
+        + " ".join(f"{kind:>10}" for kind in KINDS)
+    )
+    for name, report in reports.items():
         per_kind = " ".join(f"{report.per_kind[k].f1:>10.3f}" for k in KINDS)
         lines.append(
             f"{name:<10} {report.macro_f1:>8.3f} "
@@ -685,6 +714,7 @@ def _utc(moment: datetime | None) -> str | None:
 for web_command in make_commands(_start, open_store, common_options):
     cli.add_command(web_command)
 cli.add_command(make_alert_commands(_start, open_store, common_options))
+cli.add_command(model_commands.make_model_command(_start, open_store, common_options))
 
 if __name__ == "__main__":
     cli()

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.digest import digest_key, digest_recipients
-from config import Config, Source
+from config import Config, Source, crontab_trigger
 from job import Job
 from storage import LockHeld, Store
 
@@ -43,7 +43,6 @@ def build_scheduler(job: Job, config: Config):
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
-    from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
     sources = [source for source in config.sources if source.enabled]
@@ -60,7 +59,7 @@ def build_scheduler(job: Job, config: Config):
         # next time, so that a nightly source does not run at every restart,
         # unless a time was missed while the service was down.
         if schedule.cron:
-            trigger = CronTrigger.from_crontab(schedule.cron, timezone=config.timezone)
+            trigger = crontab_trigger(schedule.cron, config.timezone)
             first_run = _first_cron_run(job.store, source.name, trigger, now)
         else:
             trigger = IntervalTrigger(
@@ -111,7 +110,7 @@ def build_scheduler(job: Job, config: Config):
     for kind, cron in digest_times:
         if not cron or not digest_recipients(config.alerts):
             continue
-        trigger = CronTrigger.from_crontab(cron, timezone=config.timezone)
+        trigger = crontab_trigger(cron, config.timezone)
         scheduler.add_job(
             _scheduled_digest,
             trigger,
@@ -275,12 +274,11 @@ def next_run_time(
     An interval source runs an interval after its last start, or at once when
     that is past (a run missed while the service was down runs on start).
     """
-    from apscheduler.triggers.cron import CronTrigger
 
     zone = ZoneInfo(timezone)
     schedule = source.schedule
     if schedule.cron:
-        trigger = CronTrigger.from_crontab(schedule.cron, timezone=timezone)
+        trigger = crontab_trigger(schedule.cron, timezone)
         return trigger.get_next_fire_time(None, now).astimezone(zone)
     assert schedule.interval_minutes is not None
     due = now

@@ -4,11 +4,13 @@ its own baseline.
 A burst is about many posts, not one, so its alert is a plain mail. It goes
 to the medium level's recipients and the departments of the problem's root
 cause, with the detector's reason and a link to the problem on the review
-page. Chat robots get no burst card.
+page. Quiet hours hold it, while the hourly cap per recipient does not
+count it. Chat robots get no burst card.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from config import Config
@@ -17,7 +19,7 @@ from storage import NewAlert
 
 from .mail import compose_notice, header_safe
 from .outbox import mail_message
-from .policy import recipients
+from .policy import after_quiet, recipients
 
 BURST_LEVEL = "medium"
 LABEL_CHARS = 60
@@ -63,11 +65,15 @@ def burst_alert(
         recipients=addresses,
         now=now,
     )
+    message = mail_message(composed, settings, addresses)
+    # Quiet hours hold a burst alert as they hold any alert below critical.
+    send_at = after_quiet(now, BURST_LEVEL, settings, config.timezone)
+    deliveries = tuple(replace(d, not_before=send_at) for d in message.deliveries)
     return NewAlert(
         post_id=None,
         dedup_key=signal.key,
         level=BURST_LEVEL,
         kind="burst",
         subject=composed.subject,
-        message=mail_message(composed, settings, addresses),
+        message=replace(message, deliveries=deliveries),
     )

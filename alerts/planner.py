@@ -180,22 +180,29 @@ def delivery_times(
     recent: Sequence[tuple[int, str, datetime, str]],
     cap: int,
     *,
-    leave_out: int | None = None,
+    replaced: PendingMessage | None = None,
 ) -> dict[str, datetime]:
     """Return when each mail recipient may get a message of ``level``.
 
     ``recent`` lists (message id, recipient, time, level) of the mail sent or
-    due around ``send_at``. The message ``leave_out`` is not counted, because
-    the new one replaces it. A recipient at the hourly cap waits until the cap
-    allows (see :func:`alerts.policy.cap_allows`).
+    due around ``send_at``. Only the mail due by ``send_at`` counts, so that a
+    message is not pushed behind mail planned for later. A recipient at the
+    hourly cap waits until the cap allows (see
+    :func:`alerts.policy.cap_allows`). A message that replaces ``replaced``
+    keeps each recipient's place, and that message's mail is not counted.
     """
+    leave_out = replaced.id if replaced is not None else None
+    kept = replaced.due if replaced is not None else {}
     by_recipient: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     for message_id, recipient, moment, sent_level in recent:
-        if message_id != leave_out:
-            by_recipient[recipient].append((moment, sent_level))
+        if message_id != leave_out and moment <= send_at:
+            by_recipient[recipient.lower()].append((moment, sent_level))
     times = {}
     for recipient in recipients:
-        history = by_recipient.get(recipient, [])
-        later = policy.cap_allows(history, level, send_at, cap)
-        times[recipient] = send_at if later is None else max(send_at, later)
+        key = recipient.lower()
+        later = policy.cap_allows(by_recipient.get(key, []), level, send_at, cap)
+        moment = send_at if later is None else max(send_at, later)
+        if key in kept:
+            moment = min(moment, kept[key])
+        times[recipient] = moment
     return times

@@ -118,7 +118,7 @@ def plan(
             True,
             sighting.level,
             (),
-            _after_quiet(send_at, sighting.level, settings, timezone),
+            after_quiet(send_at, sighting.level, settings, timezone),
         )
     reasons = update_reasons(sighting, state, settings)
     raised = LEVEL_RAISED in reasons
@@ -130,7 +130,7 @@ def plan(
         send_at = max(
             now, state.last_message_at + timedelta(minutes=settings.cooldown_minutes)
         )
-    return Plan(False, level, reasons, _after_quiet(send_at, level, settings, timezone))
+    return Plan(False, level, reasons, after_quiet(send_at, level, settings, timezone))
 
 
 def _opens(sighting: Sighting, settings: Alerts) -> bool:
@@ -172,9 +172,11 @@ def merge(pending: Plan, later: Plan) -> Plan:
     return Plan(pending.opens, level, reasons, min(pending.send_at, later.send_at))
 
 
-def _after_quiet(
+def after_quiet(
     moment: datetime, level: str, settings: Alerts, timezone: str
 ) -> datetime:
+    """Return ``moment``, or the end of the quiet hours around it for an alert
+    below critical."""
     if level == "critical" or settings.quiet_hours is None:
         return moment
     return quiet_end(moment, settings.quiet_hours, timezone) or moment

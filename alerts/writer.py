@@ -115,14 +115,20 @@ class AlertWriter:
         send_at = plan.plan.send_at
         # Deliveries and the cap go by bare address, as the SMTP envelope does.
         recipients = bare_addresses(recipients)
+        pending = plan.known.pending if plan.known is not None else None
         times = delivery_times(
             recipients,
             plan.plan.level,
             send_at,
             recent,
             self.settings.max_per_recipient_hour,
-            leave_out=plan.replaces,
+            replaced=pending if plan.replaces is not None else None,
         )
+        # A mail the cap moved is still held by quiet hours.
+        times = {
+            r: policy.after_quiet(t, plan.plan.level, self.settings, self.timezone)
+            for r, t in times.items()
+        }
         channel = mail_channel(self.settings)
         deliveries = [NewDelivery(channel, r, not_before=times[r]) for r in recipients]
         deliveries += [

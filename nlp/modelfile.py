@@ -104,6 +104,16 @@ def load(
     return envelope["scorer"], envelope["metadata"]
 
 
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Read a model file's metadata without checking it against this install.
+
+    For showing what a file contains: the version, the training counts and the
+    figures recorded at training time. Raises ModelError when the file is
+    missing or is not a model file.
+    """
+    return _read(Path(path))["metadata"]
+
+
 def load_pipeline(path: str | Path, dictionary_hash: str) -> tuple[Any, dict[str, Any]]:
     """Read a model file and return the fitted scikit-learn pipeline and its metadata.
 

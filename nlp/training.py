@@ -93,6 +93,32 @@ def read_training(files: Iterable[str | Path]) -> TrainingData:
     return TrainingData(records, paths, skipped, per_file)
 
 
+def add_records(
+    data: TrainingData, records: Sequence[dict[str, Any]], name: str
+) -> None:
+    """Add labelled records from elsewhere than a file, counted under ``name``.
+
+    Records without a known kind or a text are skipped and counted, as file
+    lines are. The records are sorted again, so the data hash does not depend
+    on the order they come in.
+    """
+    kept = 0
+    for record in records:
+        labels = record.get("labels")
+        valid = (
+            isinstance(labels, dict)
+            and labels.get("kind") in KINDS
+            and isinstance(record.get("text"), str)
+        )
+        if not valid:
+            data.skipped += 1
+            continue
+        data.records.append(dict(record))
+        kept += 1
+    data.per_file[name] = kept
+    data.records.sort(key=_canonical)
+
+
 def _parse(line: str, path: Path, number: int) -> dict[str, Any] | None:
     if not line.strip():
         return None

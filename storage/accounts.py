@@ -328,19 +328,10 @@ class Accounts:
         details: Mapping[str, Any],
         now: datetime,
     ) -> int:
-        """Append an entry to the audit log and return its id."""
-        subject_type, subject_id = (None, None) if subject is None else subject
-        row = {
-            "actor": actor,
-            "at": now,
-            "action": action,
-            "subject_type": subject_type,
-            "subject_id": None if subject_id is None else _key(str(subject_id)),
-            "details": dict(details),
-        }
+        """Append an entry to the audit log in a transaction of its own and
+        return its id."""
         with self._write() as connection:
-            result = connection.execute(insert(audit_log).values(row))
-            return result.inserted_primary_key[0]
+            return insert_audit(connection, actor, action, subject, details, now)
 
     def audit_entries(
         self, limit: int, before_id: int | None = None
@@ -352,6 +343,39 @@ class Accounts:
         with self._read() as connection:
             rows = connection.execute(statement).mappings().all()
         return [AuditRecord(**row) for row in rows]
+
+
+def insert_audit(
+    connection: Connection,
+    actor: str | None,
+    action: str,
+    subject: tuple[str, str | int] | None,
+    details: Mapping[str, Any],
+    now: datetime,
+) -> int:
+    """Append an entry to the audit log in the caller's transaction; return its id.
+
+    The entry commits or rolls back with the change it records.
+    """
+    subject_type, subject_id = (None, None) if subject is None else subject
+    row = {
+        "actor": actor,
+        "at": now,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": None if subject_id is None else _key(str(subject_id)),
+        "details": dict(details),
+    }
+    result = connection.execute(insert(audit_log).values(row))
+    return result.inserted_primary_key[0]
+
+
+def enabled_user(connection: Connection, name: str) -> UserRecord | None:
+    """Return the user of this name unless there is none or it is disabled."""
+    row = connection.execute(
+        select(users).where(users.c.name == name, users.c.disabled.is_(False))
+    ).first()
+    return None if row is None else _user(row._mapping)
 
 
 def _user(row: Mapping[str, Any]) -> UserRecord:

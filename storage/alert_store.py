@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, case, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, func, insert, or_, select, update
 
 from . import rows
 from .records import (
@@ -303,15 +303,14 @@ def _replace_message(
     """Put ``message`` in place of a stored message none of whose deliveries
     was attempted; return False, changing nothing, when one was."""
     deliveries = alert_deliveries.c
-    touched = connection.execute(
-        select(func.count())
-        .select_from(alert_deliveries)
-        .where(
-            deliveries.alert_message_id == message_row_id,
-            or_(deliveries.status != "pending", deliveries.attempts > 0),
-        )
-    ).scalar_one()
-    if touched:
+    # The rows are locked first: on PostgreSQL an outbox claim still open
+    # makes this wait, and its rows are then read as it left them.
+    current = connection.execute(
+        select(deliveries.status, deliveries.attempts)
+        .where(deliveries.alert_message_id == message_row_id)
+        .with_for_update()
+    ).all()
+    if any(status != "pending" or attempts > 0 for status, attempts in current):
         return False
     connection.execute(
         alert_deliveries.delete().where(deliveries.alert_message_id == message_row_id)
@@ -376,7 +375,8 @@ def known_alerts(
                         sequence=last.sequence,
                         message_id=last.message_id,
                         reasons=reasons,
-                        send_at=untouched[last.id],
+                        send_at=min(untouched[last.id].values()),
+                        due=untouched[last.id],
                     )
             found[record.dedup_key] = KnownAlert(
                 alert=record,
@@ -404,31 +404,29 @@ def update_reasons_of(reason: str) -> tuple[str, ...] | None:
 
 def _untouched_messages(
     connection: Connection, message_row_ids: Sequence[int]
-) -> dict[int, datetime]:
+) -> dict[int, dict[str, datetime]]:
     """Return, for each of the messages whose deliveries are all pending and
-    never attempted, the earliest time one is due."""
+    never attempted, when each recipient's delivery is due (recipients in
+    lower case)."""
     deliveries = alert_deliveries.c
-    result: dict[int, datetime] = {}
+    due: dict[int, dict[str, datetime]] = defaultdict(dict)
+    touched: set[int] = set()
     for chunk in chunks(list(message_row_ids), LOOKUP_CHUNK):
-        touched = func.sum(
-            case(
-                (or_(deliveries.status != "pending", deliveries.attempts > 0), 1),
-                else_=0,
-            )
-        )
-        statement = (
-            select(
-                deliveries.alert_message_id,
-                func.min(deliveries.next_attempt_at),
-                touched,
-            )
-            .where(deliveries.alert_message_id.in_(chunk))
-            .group_by(deliveries.alert_message_id)
-        )
-        for message_row_id, due, touched_count in connection.execute(statement):
-            if not touched_count and due is not None:
-                result[message_row_id] = due
-    return result
+        statement = select(
+            deliveries.alert_message_id,
+            deliveries.recipient,
+            deliveries.status,
+            deliveries.attempts,
+            deliveries.next_attempt_at,
+        ).where(deliveries.alert_message_id.in_(chunk))
+        for message_row_id, recipient, status, attempts, moment in connection.execute(
+            statement
+        ):
+            if status != "pending" or attempts > 0 or moment is None:
+                touched.add(message_row_id)
+            else:
+                due[message_row_id][recipient.lower()] = moment
+    return {i: times for i, times in due.items() if i not in touched}
 
 
 def recent_mail(
@@ -437,12 +435,13 @@ def recent_mail(
     """Return the mail deliveries to ``recipients`` sent or due since ``since``.
 
     Each is (message id, recipient, when sent or due, the alert's level), for
-    the hourly cap per recipient.
+    the hourly cap per recipient. Recipients match in any letter case.
     """
     deliveries = alert_deliveries.c
     moment = func.coalesce(deliveries.sent_at, deliveries.next_attempt_at)
     found = []
-    for chunk in chunks(sorted(recipients), LOOKUP_CHUNK):
+    lowered = sorted({recipient.lower() for recipient in recipients})
+    for chunk in chunks(lowered, LOOKUP_CHUNK):
         statement = (
             select(
                 deliveries.alert_message_id,
@@ -454,7 +453,7 @@ def recent_mail(
             .join(alerts, alerts.c.id == alert_messages.c.alert_id)
             .where(
                 deliveries.channel.in_(MAIL_CHANNELS),
-                deliveries.recipient.in_(chunk),
+                func.lower(deliveries.recipient).in_(chunk),
                 deliveries.status != "failed",
                 moment >= since,
             )

@@ -111,7 +111,8 @@ class PendingMessage:
     """An alert's last message while none of its deliveries was attempted.
 
     ``reasons`` are the update reasons it carries (empty for the first
-    message) and ``send_at`` the earliest time one of its deliveries is due.
+    message), ``send_at`` the earliest time one of its deliveries is due, and
+    ``due`` when each recipient's delivery is due, by recipient in lower case.
     """
 
     id: int
@@ -119,6 +120,7 @@ class PendingMessage:
     message_id: str
     reasons: tuple[str, ...]
     send_at: datetime
+    due: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

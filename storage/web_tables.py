@@ -1,5 +1,5 @@
-"""The tables of the review page: accounts, sessions, login attempts, audit log
-and the review state of posts.
+"""The tables of the review page: accounts, sessions, login attempts, audit log,
+the review state of posts, analysts' notes and their corrections.
 
 They share the metadata of :mod:`storage.tables`, which imports this module,
 so that Alembic and the schema tests see every table.
@@ -13,11 +13,14 @@ from typing import Any
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from items import KINDS, LEVELS
+
 from .tables import FALSE, ID, Base, _in
 
 ROLES = ("viewer", "analyst", "lead")
 REVIEW_STATUSES = ("open", "assigned", "closed")
 RESOLUTIONS = ("handled", "no_action", "false_alarm", "duplicate")
+CORRECTED_FIELDS = ("kind", "level")
 
 
 class User(Base):
@@ -130,8 +133,51 @@ class PostReview(Base):
     updated_by: Mapped[str | None] = mapped_column(String(64))
 
 
+class Correction(Base):
+    """An analyst's label for a post's kind or level, kept as training data.
+
+    ``old_value`` is the value the post showed before: the latest correction
+    of the same field, else the classifier's kind or the grading's level
+    (None for a post never graded). A confirmation stores the same value in
+    both columns. Rows are only ever added.
+    """
+
+    __tablename__ = "corrections"
+    __table_args__ = (
+        CheckConstraint(
+            f"(field = 'kind' AND {_in('new_value', KINDS)}) OR "
+            f"(field = 'level' AND {_in('new_value', LEVELS)})",
+            "new_value",
+        ),
+        Index(None, "post_id", "field"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    post_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("posts.id"))
+    field: Mapped[str] = mapped_column(String(16))
+    old_value: Mapped[str | None] = mapped_column(String(16))
+    new_value: Mapped[str] = mapped_column(String(16))
+    corrected_by: Mapped[str] = mapped_column(String(64))
+    corrected_at: Mapped[datetime]
+
+
+class PostNote(Base):
+    """A note an analyst wrote on a post. Rows are only ever added."""
+
+    __tablename__ = "post_notes"
+    __table_args__ = (Index(None, "post_id"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    post_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("posts.id"))
+    author: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    text: Mapped[str] = mapped_column(Text)
+
+
 users = User.__table__
 sessions = UserSession.__table__
 login_attempts = LoginAttempt.__table__
 audit_log = AuditEntry.__table__
 post_reviews = PostReview.__table__
+corrections = Correction.__table__
+post_notes = PostNote.__table__

@@ -16,7 +16,7 @@ from items import (
     NormalizedText,
     Relevance,
 )
-from storage import Store
+from storage import NewAlert, NewDelivery, NewMessage, Store
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 # A post written to run script wherever it is shown unescaped: tags, event
@@ -98,3 +98,19 @@ def add_graded_post(
 def regrade(store: Store, post_id: int, level: str, deadline: datetime | None) -> None:
     """Add a newer grading to the post's latest classification."""
     store.save_regradings([(post_id, make_grading(level, deadline))], done=[post_id])
+
+
+def add_post_alert(store: Store, post_id: int, level: str = "critical") -> int:
+    """Store an open alert about a post, with one mail delivery; return its id."""
+    key = f"post-{post_id}"
+    message = NewMessage(
+        reason="new",
+        message_id=f"<{key}@fenghuo.localhost>",
+        subject=f"【危机】{key}",
+        message=f"Message-ID: <{key}@fenghuo.localhost>\r\nSubject: {key}\r\n\r\nbody\r\n",
+        deliveries=(NewDelivery("eml", "pr@qicheng.example"),),
+    )
+    alert = NewAlert(post_id, key, level, "complaint", message.subject, message)
+    [alert_id] = store.add_alerts([alert], now=T0)
+    assert alert_id is not None
+    return alert_id

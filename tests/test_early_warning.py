@@ -267,6 +267,23 @@ def test_problem_burst_alerts_once(tmp_path, database_url):
         assert recipients >= {"pr@qicheng.example", "cr@qicheng.example"}
 
 
+def test_burst_alert_waits_for_quiet_hours(tmp_path, database_url):
+    config = load_config(tmp_path, database_url)
+    quiet = pipeline.config_module.QuietHours(start="00:00", end="23:59")
+    config = dataclasses.replace(
+        config, alerts=dataclasses.replace(config.alerts, quiet_hours=quiet)
+    )
+    with Store(database_url) as store:
+        store.migrate()
+        job = pipeline.Job(config, store)
+        summary = collect(job, burst_records())
+        job._watch_bursts(summary)
+
+        [alert] = [a for a in store.list_alerts(limit=500) if a.alert.kind == "burst"]
+        due = {d.next_attempt_at for d in store.get_alert(alert.alert.id).deliveries}
+        assert min(due) > datetime.now(UTC)
+
+
 def test_burst_without_signal_setting_no_alert(tmp_path, database_url):
     config = load_config(tmp_path, database_url)
     config = dataclasses.replace(

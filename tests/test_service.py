@@ -23,6 +23,7 @@ from sqlalchemy import update
 import config as config_module
 import pipeline
 from collectors import build_collector
+from config import crontab_trigger
 from service import build_scheduler
 from storage import LockHeld, Store
 from storage.tables import source_runs
@@ -464,3 +465,36 @@ def test_lock_follows_symlinked_database(tmp_path):
             with pytest.raises(LockHeld):
                 with second.job_lock():
                     pass
+
+
+@pytest.mark.parametrize(
+    ("line", "weekdays"),
+    [
+        ("30 9 * * 1", ["Mon", "Mon"]),
+        ("30 9 * * 0", ["Sun", "Sun"]),
+        ("30 9 * * 7", ["Sun", "Sun"]),
+        ("30 9 * * 1-5", ["Mon", "Tue"]),
+        ("30 9 * * */2", ["Sun", "Tue"]),
+        ("30 9 * * 5-7", ["Sun", "Fri"]),
+        ("30 9 * * sat,sun", ["Sun", "Sat"]),
+    ],
+)
+def test_cron_weekdays_read_as_crontab(line, weekdays):
+    trigger = crontab_trigger(line, "UTC")
+    # Saturday 5 December 2026, after 09:30.
+    moment = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    fired = []
+    for _ in weekdays:
+        moment = trigger.get_next_fire_time(None, moment)
+        fired.append(moment.strftime("%a"))
+        moment += timedelta(minutes=1)
+
+    assert fired == weekdays
+
+
+@pytest.mark.parametrize(
+    "line", ["30 9 * * 8", "30 9 * *", "30 9 * * 1/x", "x 9 * * 1"]
+)
+def test_cron_invalid_lines_rejected(line):
+    with pytest.raises(ValueError):
+        crontab_trigger(line, "UTC")

@@ -15,7 +15,7 @@ from storage import Store
 from storage.accounts import Accounts
 from storage.queue import ReviewQueue
 
-from . import ack, auth, filters, views
+from . import ack, actions, auth, filters, model_page, views
 from .state import EXTENSION, WebState
 
 # No script runs on any page, so none is allowed, and styles come from the
@@ -62,6 +62,8 @@ def create_app(
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(views.blueprint)
     app.register_blueprint(ack.blueprint)
+    app.register_blueprint(actions.blueprint)
+    app.register_blueprint(model_page.blueprint)
     app.before_request(auth.load_session)
     app.after_request(_add_security_headers)
     app.register_error_handler(HTTPException, _render_error)

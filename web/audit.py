@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import g
+from sqlalchemy import Connection
+
+from storage.accounts import insert_audit
 
 from .state import state
 
@@ -32,3 +35,21 @@ def record(
     )
     logger.info("audit entry added id=%s action=%s", entry_id, action)
     return entry_id
+
+
+def record_in(
+    connection: Connection,
+    action: str,
+    subject: tuple[str, str | int] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> int:
+    """Append an action of the logged-in user to the audit log inside the
+    transaction of ``connection``; return its id.
+
+    The entry commits with the change it records, or neither is stored.
+    """
+    user = g.get("user")
+    actor = None if user is None else user.name
+    return insert_audit(
+        connection, actor, action, subject, details or {}, state().now()
+    )

@@ -11,6 +11,7 @@ from storage.queue import QUEUE_LEVELS, QueueFilter
 
 from .auth import requires
 from .cursors import decode_key, encode_key
+from .post_review import review_context
 from .state import state
 
 blueprint = Blueprint("review", __name__)
@@ -56,7 +57,9 @@ def post(post_id: int) -> str:
     record = state().store.get_post(post_id)
     if record is None:
         abort(404, f"没有编号为 {post_id} 的帖子。")
-    return render_template("post.html", record=record, factors=FACTORS)
+    return render_template(
+        "post.html", record=record, factors=FACTORS, **review_context(post_id)
+    )
 
 
 @blueprint.get("/audit")

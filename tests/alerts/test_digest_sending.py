@@ -8,12 +8,12 @@ from email.policy import default as default_policy
 from pathlib import Path
 
 import yaml
-from apscheduler.triggers.cron import CronTrigger
 from click.testing import CliRunner
 from model_cache import shipped_model_path
 
 import pipeline
 from alerts.digest import digest_key
+from config import crontab_trigger
 from job import store_digest
 from service import _first_digest_run
 from storage import Store
@@ -54,9 +54,9 @@ def test_digest_command_sends_once(tmp_path, database_url):
 
     assert first.exit_code == 0, first.output
     assert "daily digest stored as alert" in first.output
-    assert "2 sent, 0 not sent" in first.output
+    assert "due deliveries: 2 sent, 0 not sent" in first.output
     assert second.exit_code == 0, second.output
-    assert "was sent before" in second.output
+    assert "was stored before; due deliveries: 0 sent" in second.output
     [mail] = outbox(tmp_path)
     assert mail["X-Fenghuo-Digest"] == "daily"
     assert str(mail["To"]) == "pr@qicheng.example, 质量部 <quality@brand.example>"
@@ -87,7 +87,7 @@ def test_digest_key_names_period():
 
 def test_missed_digest_sent_at_start(tmp_path, database_url):
     config = pipeline.config_module.load(write_config(tmp_path, database_url))
-    trigger = CronTrigger.from_crontab("0 9 * * *", timezone=config.timezone)
+    trigger = crontab_trigger("0 9 * * *", config.timezone)
     # 09:20 in Shanghai: the 09:00 digest was missed twenty minutes ago.
     now = datetime(2026, 12, 5, 1, 20, tzinfo=UTC)
 
@@ -103,7 +103,7 @@ def test_missed_digest_sent_at_start(tmp_path, database_url):
 
 def test_digest_not_missed_before_time(tmp_path, database_url):
     config = pipeline.config_module.load(write_config(tmp_path, database_url))
-    trigger = CronTrigger.from_crontab("0 9 * * *", timezone=config.timezone)
+    trigger = crontab_trigger("0 9 * * *", config.timezone)
     early = datetime(2026, 12, 5, 0, 10, tzinfo=UTC)
     late = early + timedelta(hours=3)
 

@@ -173,7 +173,34 @@ def test_cap_holds_recipient_not_others():
 
 def test_cap_leaves_out_replaced_message():
     recent = [(i, "pr@x", NOW - timedelta(minutes=10), "medium") for i in range(3)]
+    pending = PendingMessage(2, 1, "<u@x>", (), NOW, due={"pr@x": NOW})
 
-    times = delivery_times(["pr@x"], "medium", NOW, recent, cap=3, leave_out=2)
+    times = delivery_times(["pr@x"], "medium", NOW, recent, cap=3, replaced=pending)
 
     assert times["pr@x"] == NOW
+
+
+def test_cap_ignores_mail_planned_later():
+    recent = [(i, "pr@x", NOW + timedelta(hours=i), "medium") for i in range(1, 9)]
+
+    times = delivery_times(["pr@x"], "medium", NOW, recent, cap=1)
+
+    assert times["pr@x"] == NOW
+
+
+def test_replaced_message_keeps_its_place():
+    recent = [(i, "pr@x", NOW - timedelta(minutes=30), "medium") for i in range(5)]
+    slot = NOW + timedelta(minutes=5)
+    pending = PendingMessage(9, 1, "<u@x>", (), slot, due={"pr@x": slot})
+
+    times = delivery_times(["PR@x"], "medium", NOW, recent, cap=3, replaced=pending)
+
+    assert times["PR@x"] == slot
+
+
+def test_cap_counts_mailbox_any_case():
+    recent = [(1, "PR@x", NOW - timedelta(minutes=5), "medium")]
+
+    times = delivery_times(["pr@x"], "medium", NOW, recent, cap=1)
+
+    assert times["pr@x"] == NOW + timedelta(minutes=55)

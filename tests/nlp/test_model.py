@@ -394,7 +394,7 @@ def test_train_command_writes_model(tmp_path, project_config):
     output = tmp_path / "trained.joblib"
     config_path = project_config.resolve("config.yaml")
     arguments = ["train", "--config", str(config_path), "--output", str(output)]
-    result = CliRunner().invoke(pipeline.cli, arguments)
+    result = CliRunner().invoke(pipeline.cli, [*arguments, "--no-corrections"])
     assert result.exit_code == 0, result.output
     assert output.exists()
     assert "cross-validated on the training data" in result.output

@@ -15,14 +15,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from graded_posts import HOSTILE_AUTHOR, HOSTILE_TEXT, HOSTILE_URL, add_graded_post
-from review_client import PASSWORD, make_config
+import yaml
+from click.testing import CliRunner
+from graded_posts import (
+    HOSTILE_AUTHOR,
+    HOSTILE_TEXT,
+    HOSTILE_URL,
+    add_graded_post,
+    add_post_alert,
+)
+from review_client import PASSWORD, ROOT, make_config
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
+import pipeline
 from storage import Store
 from web.app import create_app
 
@@ -176,3 +185,73 @@ def test_logout_in_browser(browser, live_server: str) -> None:
     browser.get(f"{live_server}/")
 
     assert browser.current_url == f"{live_server}/login?next=/"
+
+
+def test_correct_and_acknowledge_in_browser(
+    browser, live_server: str, sqlite_store: Store, screenshots: Path, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    post_id = add_graded_post(
+        sqlite_store,
+        "brake",
+        level="medium",
+        kind="complaint",
+        created_at=now - timedelta(hours=1),
+        deadline=now + timedelta(hours=4),
+    )
+    alert_id = add_post_alert(sqlite_store, post_id, level="medium")
+
+    log_in(browser, live_server, "lead")
+    browser.find_element(By.CSS_SELECTOR, "table.queue td.snippet a").click()
+    WebDriverWait(browser, 10).until(expected_conditions.title_contains("帖子"))
+    Select(browser.find_element(By.ID, "level")).select_by_value("critical")
+    browser.find_element(By.CSS_SELECTOR, "#level-form button").click()
+    WebDriverWait(browser, 10).until(
+        expected_conditions.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, ".level-in-force"), "危机"
+        )
+    )
+    browser.find_element(By.CSS_SELECTOR, "#kind-form button").click()
+    WebDriverWait(browser, 10).until(
+        expected_conditions.presence_of_element_located(
+            (By.CSS_SELECTOR, "table.corrections tbody tr:nth-child(2)")
+        )
+    )
+    browser.find_element(By.CSS_SELECTOR, "#acknowledge-form button").click()
+    WebDriverWait(browser, 10).until(
+        expected_conditions.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, ".alert-state"), "已确认"
+        )
+    )
+
+    assert not dialog_opened(browser)
+    assert browser.current_url == f"{live_server}/posts/{post_id}#review"
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.corrections tbody tr")
+    assert "中等" in rows[0].text
+    assert "危机" in rows[0].text
+    assert "（确认）" in rows[1].text
+    assert browser.find_elements(By.ID, "acknowledge-form") == []
+    browser.save_screenshot(str(screenshots / "post-actions.png"))
+
+    browser.get(f"{live_server}/audit")
+    audit = browser.find_element(By.CSS_SELECTOR, "table.audit").text
+    assert "post.correct" in audit
+    assert "post.confirm" in audit
+    assert "alert.acknowledge" in audit
+    assert f'"alert_id": {alert_id}' in audit
+    browser.save_screenshot(str(screenshots / "audit-actions.png"))
+
+    result = run_train(sqlite_store, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "corrections: 1 kind labels used (by lead 1)" in result.output
+    assert "1 posts with level corrections" in result.output
+
+
+def run_train(store: Store, tmp_path: Path):
+    """Run ``pipeline.py train`` on the page's database, writing into tmp_path."""
+    data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    data["storage"] = {"url": str(store.engine.url)}
+    data["model_path"] = str(tmp_path / "model.joblib")
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return CliRunner().invoke(pipeline.cli, ["train", "--config", str(config_path)])
