@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -44,6 +45,10 @@ def create_app(
     they can move.
     """
     app = Flask(__name__)
+    # Signs the login form's cookie. NOTE: the key is new in each process, so a
+    # login page opened before a restart, or served by another process behind
+    # a load balancer, is rejected once and the browser gets a fresh form.
+    app.secret_key = secrets.token_bytes(32)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.jinja_env.autoescape = True
     app.extensions[EXTENSION] = WebState(

@@ -65,9 +65,7 @@ def post(post_id: int) -> str:
 @blueprint.get("/audit")
 @requires("lead")
 def audit() -> str:
-    before = request.args.get("before", type=int)
-    if before is not None and not 0 < before <= MAX_ID:
-        abort(400, f"翻页参数无效：{before}")
+    before = _positive_id(request.args.get("before"))
     entries = state().accounts.audit_entries(AUDIT_PAGE_SIZE + 1, before)
     next_before = None
     if len(entries) > AUDIT_PAGE_SIZE:
@@ -76,6 +74,16 @@ def audit() -> str:
     return render_template(
         "audit.html", entries=entries, next_before=next_before, first_page=not before
     )
+
+
+def _positive_id(value: str | None) -> int | None:
+    """Read an id parameter: None when absent or empty, 400 when not an id."""
+    if not value:
+        return None
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))
+    if not digits or not 0 < int(value) <= MAX_ID:
+        abort(400, f"翻页参数无效：{value[:40]}")
+    return int(value)
 
 
 def _queue_filter() -> QueueFilter:

@@ -261,3 +261,23 @@ def test_empty_queue(logged_in) -> None:
 
     assert "没有符合条件的待处理帖子" in soup.get_text()
     assert soup.find("a", string="下一页") is None
+
+
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def test_bidi_controls_stripped(logged_in, sqlite_store) -> None:
+    text = "QC7 刹车\u202e失灵 gnp.exe\u202c 要求\u2067退车\u2069"
+    author = "车主\u202e小王\u2066"
+    post_id = add_graded_post(sqlite_store, "bidi", text=text, author=author)
+    client = logged_in("viewer")
+
+    for path in ("/", f"/posts/{post_id}"):
+        page = client.get(path).get_data(as_text=True)
+        assert not any(control in page for control in BIDI_CONTROLS), path
+        assert "车主小王" in page
+
+    soup = soup_of(client.get(f"/posts/{post_id}"))
+    assert soup.select_one(".post-text")["dir"] == "auto"
+    assert soup.select_one(".post-text").get_text() == "QC7 刹车失灵 gnp.exe 要求退车"
+    assert soup.find("bdi", string="车主小王") is not None
