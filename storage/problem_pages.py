@@ -131,6 +131,14 @@ class ProblemPages:
         with self.engine.connect() as connection:
             return [_problem_row(row) for row in connection.execute(statement)]
 
+    def find(self, problem_id: int) -> ProblemRow | None:
+        """Return a problem, or None when there is no such problem."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(problems).where(problems.c.id == problem_id)
+            ).first()
+        return None if row is None else _problem_row(row)
+
     def detail(
         self, problem_id: int, zone: ZoneInfo, limit: int
     ) -> ProblemDetail | None:
@@ -162,14 +170,16 @@ class ProblemPages:
         self, connection: Connection, problem_id: int, limit: int | None
     ) -> tuple[ProblemPost, ...]:
         pp = problem_posts.c
+        other_classification = classifications.alias("other_classification")
+        other_grading = gradings.alias("other_grading")
         latest_classification = (
-            select(func.max(classifications.c.id))
-            .where(classifications.c.post_id == pp.post_id)
+            select(func.max(other_classification.c.id))
+            .where(other_classification.c.post_id == pp.post_id)
             .scalar_subquery()
         )
         latest_grading = (
-            select(func.max(gradings.c.id))
-            .where(gradings.c.classification_id == classifications.c.id)
+            select(func.max(other_grading.c.id))
+            .where(other_grading.c.classification_id == classifications.c.id)
             .scalar_subquery()
         )
         statement = (

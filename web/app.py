@@ -16,7 +16,7 @@ from storage import Store
 from storage.accounts import Accounts
 from storage.queue import ReviewQueue
 
-from . import actions, auth, filters, model_page, views
+from . import actions, auth, filters, model_page, problems, report, sources, views
 from .state import EXTENSION, WebState
 
 # No script runs on any page, so none is allowed, and styles come from the
@@ -68,6 +68,8 @@ def create_app(
     app.register_blueprint(views.blueprint)
     app.register_blueprint(actions.blueprint)
     app.register_blueprint(model_page.blueprint)
+    for pages in (problems, report, sources):
+        app.register_blueprint(pages.blueprint)
     app.before_request(auth.load_session)
     app.after_request(_add_security_headers)
     app.register_error_handler(HTTPException, _render_error)
