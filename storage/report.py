@@ -10,8 +10,8 @@ complaints of each week were handled against their deadlines:
 - It was handled in time when its review (``post_reviews``) is closed with
   the resolution ``handled`` and ``closed_at`` is at or before the deadline,
   and handled late when closed so after the deadline.
-- Posts closed as ``false_alarm`` or ``duplicate`` are not complaints to
-  answer and are left out of the share. Posts closed as ``no_action`` count
+- Posts closed as ``false_alarm`` or ``duplicate`` need no response and
+  are left out of the share. Posts closed as ``no_action`` count
   as not handled.
 - Posts still open (no review row, or one that is not closed) whose deadline
   is after ``now`` are not due yet and are left out of the share. Those past
@@ -49,13 +49,13 @@ from .web_tables import post_reviews
 if TYPE_CHECKING:
     from .store import Store
 
-# Resolutions that say the post was no complaint to answer.
+# Resolutions of posts that need no response.
 NOT_COUNTED_RESOLUTIONS = ("false_alarm", "duplicate")
 
 
 @dataclass(slots=True)
 class DeadlineFigures:
-    """How one week's new grievances and complaints of one level were handled.
+    """The handling of one week's new grievances and complaints of one level.
 
     ``due`` counts the posts with a deadline. The other counts split them:
     ``in_time`` and ``late`` were closed as handled, ``not_counted`` were

@@ -58,7 +58,7 @@ def csv_response(
     """Return a CSV download of a table.
 
     ``file_name`` is made by the caller from fixed words and numbers, never
-    from user text; a name outside ``[a-z0-9_.-]`` raises ValueError.
+    from user text. A name outside ``[a-z0-9_.-]`` raises ValueError.
     """
     if not _FILE_NAME.fullmatch(file_name):
         raise ValueError(f"invalid CSV file name {file_name!r}")

@@ -52,8 +52,8 @@ def register(app: Flask) -> None:
 
 
 def strip_bidi(value: Any) -> Any:
-    """Return a string without the characters of :data:`BIDI_CONTROLS`;
-    other values unchanged."""
+    """Return a string without the characters of :data:`BIDI_CONTROLS`.
+    Other values are returned unchanged."""
     if isinstance(value, Markup):
         return Markup(str.translate(value, BIDI_CONTROLS))
     if isinstance(value, str):

@@ -19,7 +19,7 @@ blueprint.app_context_processor(
 )
 
 PROBLEMS_PAGE_SIZE = 50
-# Posts, incidents and authors shown on a problem's page; the CSV has every post.
+# Posts, incidents and authors shown on a problem's page. The CSV has every post.
 DETAIL_ROWS = 200
 MAX_PAGE = 100_000
 POSTS_CSV_HEADER = (
@@ -99,7 +99,7 @@ def _detail(problem_id: int) -> ProblemDetail:
 
 
 def _page_number() -> int:
-    """Read the page number from the query string; 400 when it is not one."""
+    """Read the page number from the query string, or answer 400 when invalid."""
     value = request.args.get("page") or "1"
     if not (value.isascii() and value.isdigit() and len(value) <= 6):
         abort(400, f"页码无效：{value[:40]}")

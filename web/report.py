@@ -22,9 +22,9 @@ from .state import state
 
 blueprint = Blueprint("report", __name__)
 
-# Problems listed on the page; the CSV has every problem of the weeks.
+# Problems listed on the page. The CSV has every problem of the weeks.
 LISTED_PROBLEMS = 50
-# Weeks that can be asked for. Outside them the eight weeks before a week
+# The range of weeks a request may name. Outside it the eight weeks before a week
 # could leave the range of dates that Python and the databases handle.
 FIRST_WEEK = date(2000, 1, 3)
 LAST_WEEK = date(2100, 12, 27)
@@ -85,8 +85,8 @@ def _figures() -> ReportFigures:
 
 
 def _requested_week() -> date | None:
-    """Read ``week`` (any date of the week) from the query string; 400 when
-    it is not a date in range."""
+    """Read ``week`` (any date of the week) from the query string, or answer
+    400 when it is not a date in range."""
     value = request.args.get("week")
     if not value:
         return None

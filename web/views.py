@@ -77,7 +77,7 @@ def audit() -> str:
 
 
 def _positive_id(value: str | None) -> int | None:
-    """Read an id parameter: None when absent or empty, 400 when not an id."""
+    """Read an id parameter: None when absent or empty, else 400 when invalid."""
     if not value:
         return None
     digits = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))
