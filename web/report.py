@@ -200,25 +200,26 @@ def _deadline_table(figures: ReportFigures) -> Table:
         "计入比例",
         "时限内处理比例",
     ]
-    rows = (
-        [
-            week.isoformat(),
-            LEVEL_NAMES_ZH[level],
-            item.due,
-            item.in_time,
-            item.late,
-            item.closed_other,
-            item.overdue,
-            item.not_due,
-            item.not_counted,
-            item.counted,
-            round(item.share, 4) if item.counted else None,
-        ]
-        for week, levels in zip(figures.weeks, figures.deadlines, strict=True)
-        for level in reversed(LEVELS)
-        for item in (levels[level],)
-    )
-    return header, rows
+    return header, _deadline_rows(figures)
+
+
+def _deadline_rows(figures: ReportFigures) -> Iterator[list[Any]]:
+    for week, levels in zip(figures.weeks, figures.deadlines, strict=True):
+        for level in reversed(LEVELS):
+            item = levels[level]
+            yield [
+                week.isoformat(),
+                LEVEL_NAMES_ZH[level],
+                item.due,
+                item.in_time,
+                item.late,
+                item.closed_other,
+                item.overdue,
+                item.not_due,
+                item.not_counted,
+                item.counted,
+                round(item.share, 4) if item.counted else None,
+            ]
 
 
 def _acknowledge_table(figures: ReportFigures) -> Table:

@@ -8,8 +8,7 @@ from datetime import timedelta
 import pytest
 from graded_posts import HOSTILE_AUTHOR, HOSTILE_TEXT, HOSTILE_URL
 from problem_posts import ProblemFiler
-from test_problem_pages import read_csv
-from test_report_pages import WEEK_START
+from review_client import WEEK_START, read_csv
 
 from storage import store as store_module
 from web.csv_export import FORMULA_STARTS, csv_response, csv_text, safe_cell

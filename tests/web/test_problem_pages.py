@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 
 import pytest
 from bs4 import BeautifulSoup
 from graded_posts import HOSTILE_AUTHOR, HOSTILE_TEXT, HOSTILE_URL, T0
 from problem_posts import ProblemFiler
+from review_client import PNG_SIGNATURE, read_csv
 from test_pages import assert_inert, soup_of
-
-from web.csv_export import BYTE_ORDER_MARK
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
 def filer(sqlite_store) -> ProblemFiler:
     return ProblemFiler(sqlite_store)
-
-
-def read_csv(response) -> list[list[str]]:
-    assert response.status_code == 200, response.get_data(as_text=True)
-    body = response.get_data()
-    assert body.startswith(BYTE_ORDER_MARK.encode("utf-8"))
-    text = body.decode("utf-8")[1:]
-    return list(csv.reader(io.StringIO(text)))
 
 
 def test_problem_list(logged_in, filer) -> None:

@@ -7,15 +7,11 @@ from datetime import timedelta
 import pytest
 from graded_posts import HOSTILE_TEXT
 from problem_posts import ProblemFiler
-from review_client import NOW
+from review_client import PNG_SIGNATURE, WEEK_START, read_csv
 from test_pages import assert_inert, soup_of
-from test_problem_pages import PNG_SIGNATURE, read_csv
 
 from storage import store as store_module
 
-# NOW is Sunday 17:00 in Shanghai, so the report's last week starts on
-# Monday 2026-02-23.
-WEEK_START = NOW - timedelta(days=6, hours=8)
 CHART_NAMES = ("recurrence", "root-causes", "deadlines", "acknowledge")
 HOSTILE_LABEL = "=cmd|' /C calc'!A0 <script>alert(5)</script>"
 
