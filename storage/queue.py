@@ -1,56 +1,53 @@
-"""The review queue: posts whose latest grading is medium or critical.
+"""The review queue: posts graded medium or critical, and high-risk grievances.
 
-A post's latest grading counts only when it belongs to the post's latest
-classification, so that a post classified again as praise leaves the queue.
-Pages are read with a keyset (the sort key of the last row shown) instead of
-OFFSET, so that a late page costs no more than the first.
+The rows come from the ``review_queue`` table, which the store keeps with
+each classification and grading (:mod:`storage.queue_index`). Its
+``sort_key`` encodes the order, so a page is an index range read from the
+last key shown (a keyset), and a late page costs no more than the first.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    Engine,
-    and_,
-    case,
-    exists,
-    func,
-    literal,
-    or_,
-    select,
-    type_coerce,
-)
+from sqlalchemy import Engine, and_, func, or_, select
 
-from .tables import UTCDateTime, classifications, gradings, posts
+from .queue_index import QUEUE_LEVELS, sort_key
+from .queue_tables import review_queue, review_queue_labels
+from .search import SearchQuery, matching_posts
+from .tables import posts
+from .web_tables import REVIEW_STATUSES, post_reviews
 
-QUEUE_LEVELS = ("critical", "medium")
+__all__ = ["QUEUE_LEVELS", "QueueFilter", "QueueRow", "ReviewQueue", "sort_key"]
+
 # Characters of post text that a queue row carries.
 SNIPPET_LENGTH = 80
-# The sort value of a grading without a deadline, which goes after every
-# deadline.
-NO_DEADLINE = datetime(9999, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class QueueKey:
-    """The position of a row in the queue order, for reading the next page."""
-
-    level: str
-    deadline: datetime
-    posted_at: datetime
-    post_id: int
 
 
 @dataclass(frozen=True, slots=True)
 class QueueFilter:
-    """The level, kind and source that the queue is narrowed to; None matches any."""
+    """What the queue is narrowed to; None matches anything.
+
+    ``brand`` matches the monitored brand or a competitor named by the post,
+    ``model`` any car model it names. ``posted_from`` and ``posted_until``
+    bound the post's time (from inclusive, until exclusive). ``status`` is a
+    review status; a post without a review row is open. ``search`` is a
+    parsed full-text query (:func:`storage.search.parse_query`).
+    """
 
     level: str | None = None
     kind: str | None = None
     source: str | None = None
+    brand: str | None = None
+    model: str | None = None
+    problem_id: int | None = None
+    posted_from: datetime | None = None
+    posted_until: datetime | None = None
+    status: str | None = None
+    assignee: str | None = None
+    search: SearchQuery | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +57,9 @@ class QueueRow:
     ``snippet`` is the first :data:`SNIPPET_LENGTH` characters of the text.
     ``posted_at`` is the post's time, or its collection time when the source
     gave none. ``deadline`` is None when the grading set no response time.
+    ``risk`` is the sum of the four factor scores. ``status`` and
+    ``assignee`` come from the post's review, open and None without one.
+    ``key`` is the row's position in the queue order, for the next page.
     """
 
     post_id: int
@@ -71,22 +71,21 @@ class QueueRow:
     platform: str
     posted_at: datetime
     deadline: datetime | None
-
-    @property
-    def key(self) -> QueueKey:
-        return QueueKey(
-            level=self.level,
-            deadline=self.deadline or NO_DEADLINE,
-            posted_at=self.posted_at,
-            post_id=self.post_id,
-        )
+    risk: int
+    high_risk: bool
+    problem_id: int | None
+    status: str
+    assignee: str | None
+    key: bytes
 
 
 class ReviewQueue:
     """Reads the review queue from a Store's engine.
 
-    The order is critical before medium, then the earliest deadline first
-    (overdue posts lead), then the newest post first.
+    The order is critical, then medium, then high-risk grievances; within a
+    level the earliest deadline first (overdue posts lead, posts without a
+    deadline last), then the highest risk (the sum of the four factor
+    scores), then the newest post.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -96,98 +95,97 @@ class ReviewQueue:
         self,
         limit: int,
         queue_filter: QueueFilter | None = None,
-        after: QueueKey | None = None,
+        after: bytes | None = None,
     ) -> list[QueueRow]:
-        """Return up to ``limit`` rows that follow ``after`` in queue order."""
-        level_rank = _level_rank(gradings.c.level)
-        deadline = func.coalesce(gradings.c.deadline, _utc(NO_DEADLINE))
-        posted_at = func.coalesce(posts.c.created_at, posts.c.collected_at)
+        """Return up to ``limit`` rows that follow the key ``after`` in queue order."""
+        queue_filter = queue_filter or QueueFilter()
+        q = review_queue.c
         statement = (
             select(
-                posts.c.id,
-                gradings.c.level,
-                classifications.c.kind,
+                q.post_id,
+                q.level,
+                q.kind,
                 func.substr(posts.c.text, 1, SNIPPET_LENGTH).label("snippet"),
                 posts.c.author_name,
-                posts.c.source,
+                q.source,
                 posts.c.platform,
-                type_coerce(posted_at, UTCDateTime).label("posted_at"),
-                gradings.c.deadline,
+                q.posted_at,
+                q.deadline,
+                q.risk,
+                q.high_risk,
+                q.problem_id,
+                post_reviews.c.status,
+                post_reviews.c.assignee,
+                q.sort_key,
             )
-            .join_from(gradings, posts, posts.c.id == gradings.c.post_id)
-            .join(classifications, classifications.c.id == gradings.c.classification_id)
-            .where(gradings.c.level.in_(QUEUE_LEVELS), *_latest_only())
-            .where(*_filters(queue_filter or QueueFilter()))
-            .order_by(level_rank, deadline, posted_at.desc(), posts.c.id.desc())
-            .limit(limit)
+            .select_from(review_queue)
+            .join(posts, posts.c.id == q.post_id)
+            .outerjoin(post_reviews, post_reviews.c.post_id == q.post_id)
         )
-        if after is not None:
-            statement = statement.where(
-                _follows(after, level_rank, deadline, posted_at)
+        # A label filter reads its posts in queue order from the labels' key,
+        # so that the index of the label drives the page.
+        order_key = q.sort_key
+        for facet, value in (
+            ("brand", queue_filter.brand),
+            ("model", queue_filter.model),
+        ):
+            if value is None:
+                continue
+            label = review_queue_labels.alias(f"{facet}_label")
+            statement = statement.join(
+                label,
+                and_(
+                    label.c.facet == facet,
+                    label.c.value == value,
+                    label.c.sort_key == q.sort_key,
+                ),
             )
+            if order_key is q.sort_key:
+                order_key = label.c.sort_key
+
+        dialect = self.engine.dialect.name
+        statement = statement.where(*_conditions(queue_filter, dialect))
+        if after is not None:
+            statement = statement.where(order_key > after)
+        statement = statement.order_by(order_key).limit(limit)
         with self.engine.connect() as connection:
             rows = connection.execute(statement).all()
         return [_queue_row(row) for row in rows]
 
 
-def _level_rank(level: Any) -> Any:
-    return case(
-        *((level == name, rank) for rank, name in enumerate(QUEUE_LEVELS)),
-        else_=len(QUEUE_LEVELS),
-    )
-
-
-def _utc(moment: datetime) -> Any:
-    return type_coerce(literal(moment), UTCDateTime)
-
-
-def _latest_only() -> list[Any]:
-    """Keep a grading only when no newer grading or classification of its
-    post exists."""
-    newer_grading = gradings.alias("newer_grading")
-    newer_classification = classifications.alias("newer_classification")
-    return [
-        ~exists().where(
-            newer_grading.c.post_id == gradings.c.post_id,
-            newer_grading.c.id > gradings.c.id,
-        ),
-        ~exists().where(
-            newer_classification.c.post_id == gradings.c.post_id,
-            newer_classification.c.id > gradings.c.classification_id,
-        ),
-    ]
-
-
-def _filters(queue_filter: QueueFilter) -> list[Any]:
+def _conditions(queue_filter: QueueFilter, dialect: str) -> list[Any]:
+    q = review_queue.c
     conditions = []
-    if queue_filter.level is not None:
-        conditions.append(gradings.c.level == queue_filter.level)
-    if queue_filter.kind is not None:
-        conditions.append(classifications.c.kind == queue_filter.kind)
-    if queue_filter.source is not None:
-        conditions.append(posts.c.source == queue_filter.source)
+    for column, value in (
+        (q.level, queue_filter.level),
+        (q.kind, queue_filter.kind),
+        (q.source, queue_filter.source),
+        (q.problem_id, queue_filter.problem_id),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if queue_filter.posted_from is not None:
+        conditions.append(q.posted_at >= queue_filter.posted_from)
+    if queue_filter.posted_until is not None:
+        conditions.append(q.posted_at < queue_filter.posted_until)
+    if queue_filter.status == "open":
+        conditions.append(
+            or_(post_reviews.c.status.is_(None), post_reviews.c.status == "open")
+        )
+    elif queue_filter.status is not None:
+        if queue_filter.status not in REVIEW_STATUSES:
+            raise ValueError(f"unknown review status {queue_filter.status!r}")
+        conditions.append(post_reviews.c.status == queue_filter.status)
+    if queue_filter.assignee is not None:
+        conditions.append(post_reviews.c.assignee == queue_filter.assignee)
+    if queue_filter.search is not None:
+        conditions.append(q.post_id.in_(matching_posts(dialect, queue_filter.search)))
     return conditions
-
-
-def _follows(key: QueueKey, level_rank: Any, deadline: Any, posted_at: Any) -> Any:
-    """Match the rows after ``key``: a mixed-direction keyset spelled out,
-    because a row-value comparison sorts every column the same way."""
-    rank = QUEUE_LEVELS.index(key.level)
-    posted = type_coerce(posted_at, UTCDateTime)
-    later_post = or_(
-        posted < _utc(key.posted_at),
-        and_(posted == _utc(key.posted_at), posts.c.id < key.post_id),
-    )
-    later_deadline = or_(
-        deadline > _utc(key.deadline),
-        and_(deadline == _utc(key.deadline), later_post),
-    )
-    return or_(level_rank > rank, and_(level_rank == rank, later_deadline))
 
 
 def _queue_row(row: Any) -> QueueRow:
     return QueueRow(
-        post_id=row.id,
+        post_id=row.post_id,
         level=row.level,
         kind=row.kind,
         snippet=row.snippet,
@@ -196,4 +194,10 @@ def _queue_row(row: Any) -> QueueRow:
         platform=row.platform,
         posted_at=row.posted_at,
         deadline=row.deadline,
+        risk=row.risk,
+        high_risk=row.high_risk,
+        problem_id=row.problem_id,
+        status=row.status or "open",
+        assignee=row.assignee,
+        key=bytes(row.sort_key),
     )
