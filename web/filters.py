@@ -30,6 +30,14 @@ SAFE_LINK_SCHEMES = ("http://", "https://")
 BIDI_CONTROLS = dict.fromkeys(
     [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
 )
+REVIEW_STATUS_NAMES_ZH = {"open": "待处理", "assigned": "已分派", "closed": "已关闭"}
+# The queue's level filter: a normal level is queued only for a high-risk
+# grievance.
+QUEUE_LEVEL_NAMES_ZH = {
+    "critical": "危机",
+    "medium": "中等",
+    "normal": "普通（高风险抱怨）",
+}
 
 
 def register(app: Flask) -> None:
@@ -48,6 +56,8 @@ def register(app: Flask) -> None:
     app.add_template_global(FACTOR_NAMES_ZH, "factor_names")
     app.add_template_global(ROLE_NAMES_ZH, "role_names")
     app.add_template_global(VERIFIED_NAMES_ZH, "verified_names")
+    app.add_template_global(REVIEW_STATUS_NAMES_ZH, "review_status_names")
+    app.add_template_global(QUEUE_LEVEL_NAMES_ZH, "queue_level_names")
     app.context_processor(lambda: {"current_user": g.get("user")})
 
 

@@ -199,7 +199,7 @@ def test_queue_filters(logged_in, sqlite_store, query, expected) -> None:
 @pytest.mark.parametrize(
     "query",
     [
-        "level=normal",
+        "level=low",
         "level=<script>",
         "kind=rant",
         "source=a b",
