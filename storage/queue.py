@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, and_, exists, func, select
 
 from .queue_index import QUEUE_LEVELS, sort_key
 from .queue_tables import review_queue, review_queue_labels
@@ -100,6 +100,37 @@ class ReviewQueue:
         """Return up to ``limit`` rows that follow the key ``after`` in queue order."""
         queue_filter = queue_filter or QueueFilter()
         q = review_queue.c
+        page_keys = select(q.post_id, q.sort_key).select_from(review_queue)
+        # A label filter reads its posts in queue order from the label's
+        # primary key, so that the label's index drives the page.
+        order_key = q.sort_key
+        for facet, value in (
+            ("brand", queue_filter.brand),
+            ("model", queue_filter.model),
+        ):
+            if value is None:
+                continue
+            label = review_queue_labels.alias(f"{facet}_label")
+            page_keys = page_keys.join(
+                label,
+                and_(
+                    label.c.facet == facet,
+                    label.c.value == value,
+                    label.c.sort_key == q.sort_key,
+                ),
+            )
+            if order_key is q.sort_key:
+                order_key = label.c.sort_key
+        page_keys = page_keys.where(
+            *_conditions(queue_filter, self.engine.dialect.name)
+        )
+        if after is not None:
+            # Both keys, because PostgreSQL carries equalities between
+            # columns over to constants but not ranges.
+            page_keys = page_keys.where(order_key > after, q.sort_key > after)
+        keys = page_keys.order_by(order_key).limit(limit).subquery("page_keys")
+
+        # Only the rows of the page are joined with their posts and reviews.
         statement = (
             select(
                 q.post_id,
@@ -118,36 +149,12 @@ class ReviewQueue:
                 post_reviews.c.assignee,
                 q.sort_key,
             )
-            .select_from(review_queue)
-            .join(posts, posts.c.id == q.post_id)
-            .outerjoin(post_reviews, post_reviews.c.post_id == q.post_id)
+            .select_from(keys)
+            .join(review_queue, q.post_id == keys.c.post_id)
+            .join(posts, posts.c.id == keys.c.post_id)
+            .outerjoin(post_reviews, post_reviews.c.post_id == keys.c.post_id)
+            .order_by(keys.c.sort_key)
         )
-        # A label filter reads its posts in queue order from the labels' key,
-        # so that the index of the label drives the page.
-        order_key = q.sort_key
-        for facet, value in (
-            ("brand", queue_filter.brand),
-            ("model", queue_filter.model),
-        ):
-            if value is None:
-                continue
-            label = review_queue_labels.alias(f"{facet}_label")
-            statement = statement.join(
-                label,
-                and_(
-                    label.c.facet == facet,
-                    label.c.value == value,
-                    label.c.sort_key == q.sort_key,
-                ),
-            )
-            if order_key is q.sort_key:
-                order_key = label.c.sort_key
-
-        dialect = self.engine.dialect.name
-        statement = statement.where(*_conditions(queue_filter, dialect))
-        if after is not None:
-            statement = statement.where(order_key > after)
-        statement = statement.order_by(order_key).limit(limit)
         with self.engine.connect() as connection:
             rows = connection.execute(statement).all()
         return [_queue_row(row) for row in rows]
@@ -168,18 +175,28 @@ def _conditions(queue_filter: QueueFilter, dialect: str) -> list[Any]:
         conditions.append(q.posted_at >= queue_filter.posted_from)
     if queue_filter.posted_until is not None:
         conditions.append(q.posted_at < queue_filter.posted_until)
-    if queue_filter.status == "open":
-        conditions.append(
-            or_(post_reviews.c.status.is_(None), post_reviews.c.status == "open")
-        )
-    elif queue_filter.status is not None:
-        if queue_filter.status not in REVIEW_STATUSES:
-            raise ValueError(f"unknown review status {queue_filter.status!r}")
-        conditions.append(post_reviews.c.status == queue_filter.status)
-    if queue_filter.assignee is not None:
-        conditions.append(post_reviews.c.assignee == queue_filter.assignee)
+    conditions.extend(_review_conditions(queue_filter))
     if queue_filter.search is not None:
         conditions.append(q.post_id.in_(matching_posts(dialect, queue_filter.search)))
+    return conditions
+
+
+def _review_conditions(queue_filter: QueueFilter) -> list[Any]:
+    """Match the review status and assignee; a post without a review is open."""
+    review = post_reviews.c
+    of_post = review.post_id == review_queue.c.post_id
+    conditions = []
+    status = queue_filter.status
+    if status == "open":
+        conditions.append(~exists().where(of_post, review.status != "open"))
+    elif status is not None:
+        if status not in REVIEW_STATUSES:
+            raise ValueError(f"unknown review status {status!r}")
+        conditions.append(exists().where(of_post, review.status == status))
+    if queue_filter.assignee is not None:
+        conditions.append(
+            exists().where(of_post, review.assignee == queue_filter.assignee)
+        )
     return conditions
 
 
