@@ -360,9 +360,12 @@ def run(url: str, count: int, analyze: bool, page: int) -> None:
 
     with Store(url) as store:
         store.migrate()
-        started = time.perf_counter()
-        fill(store, count)
-        print(f"  filled in {time.perf_counter() - started:.0f} s")
+        if store.count_posts() == 0:
+            started = time.perf_counter()
+            fill(store, count)
+            print(f"  filled in {time.perf_counter() - started:.0f} s")
+        else:
+            print(f"  reusing {store.count_posts():,} stored posts")
         with store.engine.connect() as connection:
             queued = connection.execute(
                 select(func.count()).select_from(review_queue)
@@ -373,9 +376,9 @@ def run(url: str, count: int, analyze: bool, page: int) -> None:
                 connection.execute(text("ANALYZE"))
                 connection.commit()
 
-        Accounts(store.engine).add_user(
-            "lead", "主管", "lead", hash_password(PASSWORD), NOW
-        )
+        accounts = Accounts(store.engine)
+        if accounts.find_user("lead") is None:
+            accounts.add_user("lead", "主管", "lead", hash_password(PASSWORD), NOW)
         app = create_app(make_config(url), store, now=lambda: NOW)
         client: FlaskClient = app.test_client()
         assert log_in(client, "lead").status_code == 303
@@ -417,7 +420,14 @@ def main() -> None:
         "--backend", choices=("sqlite", "postgres", "both"), default="both"
     )
     parser.add_argument("--page", type=int, default=500, help="The deep page.")
-    parser.add_argument("--postgres-url", help="An empty PostgreSQL database to use.")
+    parser.add_argument(
+        "--sqlite-file",
+        help="SQLite file to fill, kept afterwards; a filled one is reused.",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        help="PostgreSQL database to fill; a filled one is reused.",
+    )
     parser.add_argument(
         "--no-analyze",
         action="store_true",
@@ -426,10 +436,14 @@ def main() -> None:
     options = parser.parse_args()
 
     if options.backend in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory() as folder:
-            print(f"SQLite, {options.posts:,} posts")
-            url = f"sqlite:///{Path(folder) / 'queue.db'}"
+        print(f"SQLite, {options.posts:,} posts")
+        if options.sqlite_file:
+            url = f"sqlite:///{options.sqlite_file}"
             run(url, options.posts, not options.no_analyze, options.page)
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                url = f"sqlite:///{Path(folder) / 'queue.db'}"
+                run(url, options.posts, not options.no_analyze, options.page)
     if options.backend in ("postgres", "both"):
         print(f"PostgreSQL, {options.posts:,} posts")
         if options.postgres_url:

@@ -40,10 +40,10 @@ def sort_key(
 ) -> bytes:
     """Encode the queue order as bytes that sort the same way on both databases.
 
-    Critical first, then medium, then high-risk grievances; within a level the
-    earliest deadline (a post without one goes last), then the highest risk,
-    then the newest post, then the highest id. Every part is big-endian and
-    fixed-width, and the descending parts are inverted.
+    Critical comes first, then medium, then high-risk grievances. Within a
+    level the earliest deadline leads, and a post without one goes last.
+    Then the highest risk, the newest post and the highest id lead. Every part
+    is big-endian and fixed-width, and the descending parts are inverted.
     """
     due = _MAX_U64 if deadline is None else _microseconds(deadline)
     inverted_time = _MAX_U64 - _microseconds(posted_at)

@@ -17,7 +17,6 @@ from .tables import Base
 # Bytes of a queue sort key: level rank (1), deadline (8), inverted risk (1),
 # inverted post time (8), inverted post id (8).
 SORT_KEY_LENGTH = 26
-LABEL_FACETS = ("brand", "model")
 
 
 class QueueEntry(Base):

@@ -87,27 +87,30 @@ class _Simplifier:
     """Converts traditional characters to simplified ones, one at a time.
 
     OpenCC's phrase rules would convert a character differently inside a
-    longer text than in a short query, so each character is converted alone
-    and the results are kept.
+    longer text than in a short query, so each character is converted alone,
+    once, and the changes are kept in a table for ``str.translate``.
     """
 
     def __init__(self) -> None:
         self.converter: opencc.OpenCC | None = None
-        self.known: dict[str, str] = {}
+        self.seen: set[str] = set()
+        self.table: dict[int, str] = {}
         self.lock = threading.Lock()
 
     def convert(self, run: str) -> str:
-        known = self.known
-        if all(char in known for char in run):
-            return "".join(known[char] for char in run)
+        if not self.seen.issuperset(run):
+            self._learn(run)
+        return run.translate(self.table)
+
+    def _learn(self, run: str) -> None:
         with self.lock:
             if self.converter is None:
                 self.converter = opencc.OpenCC("t2s")
-            for char in run:
-                if char not in known:
-                    converted = self.converter.convert(char)
-                    known[char] = converted if len(converted) == 1 else char
-        return "".join(known[char] for char in run)
+            for char in set(run).difference(self.seen):
+                converted = self.converter.convert(char)
+                if len(converted) == 1 and converted != char:
+                    self.table[ord(char)] = converted
+                self.seen.add(char)
 
 
 _simplifier = _Simplifier()

@@ -62,55 +62,55 @@ def read_queue_filter(
     ``to`` includes its day.
     """
     values = {name: (args.get(name) or "").strip() for name in FILTER_NAMES}
-    given = {name: value for name, value in values.items() if value}
-    start, end = _day(given, "from", zone), _day(given, "to", zone)
+    present = {name: value for name, value in values.items() if value}
+    start, end = _day(present, "from", zone), _day(present, "to", zone)
     if start is not None and end is not None and start > end:
         abort(400, "日期范围无效：开始日期晚于结束日期。")
     queue_filter = QueueFilter(
-        level=_choice(given, "level", QUEUE_LEVELS, "未知的级别"),
-        kind=_choice(given, "kind", KINDS, "未知的类型"),
-        source=_matching(given, "source", _SOURCE_NAME, "无效的来源名"),
-        brand=_label(given, "brand", "品牌"),
-        model=_label(given, "model", "车型"),
-        problem_id=_problem(given),
+        level=_choice(present, "level", QUEUE_LEVELS, "未知的级别"),
+        kind=_choice(present, "kind", KINDS, "未知的类型"),
+        source=_matching(present, "source", _SOURCE_NAME, "无效的来源名"),
+        brand=_label(present, "brand", "品牌"),
+        model=_label(present, "model", "车型"),
+        problem_id=_problem(present),
         posted_from=start,
         posted_until=None if end is None else end + timedelta(days=1),
-        status=_choice(given, "status", REVIEW_STATUSES, "未知的处理状态"),
-        assignee=_matching(given, "assignee", NAME_PATTERN, "无效的处理人用户名"),
-        search=_search(given),
+        status=_choice(present, "status", REVIEW_STATUSES, "未知的处理状态"),
+        assignee=_matching(present, "assignee", NAME_PATTERN, "无效的处理人用户名"),
+        search=_search(present),
     )
-    return queue_filter, given
+    return queue_filter, present
 
 
 def _choice(
-    given: dict[str, str], name: str, allowed: tuple[str, ...], message: str
+    present: dict[str, str], name: str, allowed: tuple[str, ...], message: str
 ) -> str | None:
-    value = given.get(name)
+    value = present.get(name)
     if value is not None and value not in allowed:
         abort(400, f"{message}：{value}")
     return value
 
 
 def _matching(
-    given: dict[str, str], name: str, pattern: re.Pattern[str], message: str
+    present: dict[str, str], name: str, pattern: re.Pattern[str], message: str
 ) -> str | None:
-    value = given.get(name)
+    value = present.get(name)
     if value is not None and not pattern.fullmatch(value):
         abort(400, f"{message}：{value}")
     return value
 
 
-def _label(given: dict[str, str], name: str, what: str) -> str | None:
-    value = given.get(name)
+def _label(present: dict[str, str], name: str, noun: str) -> str | None:
+    value = present.get(name)
     if value is None:
         return None
     if len(value) > MAX_LABEL_LENGTH or not value.isprintable():
-        abort(400, f"无效的{what}名：最多 {MAX_LABEL_LENGTH} 个可见字符。")
+        abort(400, f"无效的{noun}名：最多 {MAX_LABEL_LENGTH} 个可见字符。")
     return value
 
 
-def _problem(given: dict[str, str]) -> int | None:
-    value = given.get("problem")
+def _problem(present: dict[str, str]) -> int | None:
+    value = present.get("problem")
     if value is None:
         return None
     if not _DIGITS.fullmatch(value) or not 0 < int(value) <= MAX_ID:
@@ -118,8 +118,8 @@ def _problem(given: dict[str, str]) -> int | None:
     return int(value)
 
 
-def _day(given: dict[str, str], name: str, zone: ZoneInfo) -> datetime | None:
-    value = given.get(name)
+def _day(present: dict[str, str], name: str, zone: ZoneInfo) -> datetime | None:
+    value = present.get(name)
     if value is None:
         return None
     try:
@@ -133,8 +133,8 @@ def _day(given: dict[str, str], name: str, zone: ZoneInfo) -> datetime | None:
     return datetime.combine(day, time(), tzinfo=zone)
 
 
-def _search(given: dict[str, str]):
-    value = given.get("q")
+def _search(present: dict[str, str]):
+    value = present.get("q")
     if value is None:
         return None
     try:
