@@ -31,7 +31,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import opencc
-from sqlalchemy import BigInteger, Connection, TextualSelect, bindparam, column, text
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    TextClause,
+    TextualSelect,
+    bindparam,
+    column,
+    text,
+)
 
 SEARCH_TABLE = "post_search"
 # PostgreSQL keeps at most 16,383 positions in a tsvector. Terms past that
@@ -221,6 +229,28 @@ def matching_posts(dialect: str, query: SearchQuery) -> TextualSelect:
             "WHERE terms @@ CAST(:search_query AS tsquery)"
         ).bindparams(bindparam("search_query", query.tsquery()))
     return statement.columns(column("post_id", BigInteger))
+
+
+def matches_row(dialect: str, query: SearchQuery, post_id: str) -> TextClause:
+    """Return a condition that tests one row's post against ``query``.
+
+    ``post_id`` is the SQL name of the outer query's post id column. The
+    test runs once per row that reaches it, through the index of the
+    search table's key. On PostgreSQL, OFFSET 0 keeps the subquery a
+    per-row test instead of a join that reads every match.
+    """
+    if dialect == "sqlite":
+        condition = text(
+            f"EXISTS (SELECT 1 FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} "
+            f"MATCH :search_query AND rowid = {post_id})"
+        ).bindparams(bindparam("search_query", query.fts5()))
+    else:
+        condition = text(
+            f"EXISTS (SELECT 1 FROM {SEARCH_TABLE} "
+            f"WHERE {SEARCH_TABLE}.post_id = {post_id} "
+            "AND terms @@ CAST(:search_query AS tsquery) OFFSET 0)"
+        ).bindparams(bindparam("search_query", query.tsquery()))
+    return condition
 
 
 def create_search_table(connection: Connection) -> None:

@@ -17,7 +17,12 @@ from flask import abort
 from items import KINDS
 from storage.accounts import NAME_PATTERN
 from storage.queue import QUEUE_LEVELS, QueueFilter
-from storage.search import MAX_QUERY_LENGTH, SearchQueryError, parse_query
+from storage.search import (
+    MAX_QUERY_LENGTH,
+    SearchQuery,
+    SearchQueryError,
+    parse_query,
+)
 from storage.web_tables import REVIEW_STATUSES
 
 # The kinds offered in the queue's filter: the graded ones. The others are
@@ -133,7 +138,7 @@ def _day(present: dict[str, str], name: str, zone: ZoneInfo) -> datetime | None:
     return datetime.combine(day, time(), tzinfo=zone)
 
 
-def _search(present: dict[str, str]):
+def _search(present: dict[str, str]) -> SearchQuery | None:
     value = present.get("q")
     if value is None:
         return None

@@ -12,6 +12,7 @@ from sqlalchemy import insert, inspect, select
 
 from items import FACTORS, Assessment, FactorScore, Relevance
 from storage import Store
+from storage import queue as storage_queue
 from storage.engine import downgrade
 from storage.queue import SNIPPET_LENGTH, QueueFilter, ReviewQueue
 from storage.rows import GroupingChanges, PostAssignment
@@ -462,3 +463,33 @@ def test_migration_fills_queue_and_search(database_url: str) -> None:
         assert ids_of(queue) == [critical, labelled]
         assert ids_of(queue, QueueFilter(search=parse_query("失灵"))) == [critical]
         assert ids_of(queue, QueueFilter(brand="蔚来", problem_id=3)) == [labelled]
+
+
+@pytest.mark.parametrize("plan", ["read matches", "walk queue"])
+def test_search_plans_agree(
+    store: Store, queue: ReviewQueue, monkeypatch, plan: str
+) -> None:
+    if plan == "walk queue":
+        # Every search with a match walks the queue and tests each post.
+        monkeypatch.setattr(storage_queue, "MIN_SEARCH_THRESHOLD", 0)
+        monkeypatch.setattr(storage_queue, "PROBE_COST", {"sqlite": 0, "postgresql": 0})
+    texts = ["刹车失灵", "车机死机", "刹车异响", "QC7 刹车失灵"]
+    ids = [
+        add_post(
+            store,
+            str(i),
+            assessment(),
+            text=texts[i % 4],
+            created_at=T0 - timedelta(minutes=i),
+        )
+        for i in range(12)
+    ]
+    failing = [post_id for i, post_id in enumerate(ids) if "失灵" in texts[i % 4]]
+
+    search = QueueFilter(search=parse_query("刹车失灵"))
+    assert ids_of(queue, search) == failing
+    assert read_all(queue, 2, search) == failing
+    assert ids_of(queue, QueueFilter(search=parse_query("追尾"))) == []
+    assert ids_of(queue, QueueFilter(search=parse_query("qc7"), model="QC7")) == [
+        post_id for i, post_id in enumerate(ids) if i % 4 == 3
+    ]
