@@ -40,9 +40,11 @@ SNIPPET_LENGTH = 80
 # than per match read in bulk. Estimates from bench/queue_pages.py on a
 # million posts: about 40 µs against 1 µs on SQLite (FTS5), and 10 µs
 # against 4 µs on PostgreSQL (GIN with phrase recheck).
-PROBE_COST = {"sqlite": 40, "postgresql": 3}
-# Below this many matches the search always reads them all.
-MIN_SEARCH_THRESHOLD = 1000
+SEARCH_PROBE_COST = {"sqlite": 40, "postgresql": 3}
+# The same ratio for a review status or assignee, an index probe either way.
+REVIEW_PROBE_COST = 2
+# Below this many matches a search or review filter always reads them all.
+MIN_SET_THRESHOLD = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,10 @@ class ReviewQueue:
             # columns over to constants but not ranges.
             page_keys = page_keys.where(order_key > after, q.sort_key > after)
         with self.engine.connect() as connection:
+            reviewed = _review_conditions(connection, queue_filter, limit)
+            if reviewed is None:
+                return []
+            page_keys = page_keys.where(*reviewed)
             if queue_filter.search is not None:
                 matched = _search_condition(connection, queue_filter.search, limit)
                 if matched is None:
@@ -198,16 +204,11 @@ def _search_condition(
     the number where both cost the same, and the cheaper plan is taken.
     """
     dialect = connection.dialect.name
-    posts_stored = connection.execute(select(func.max(posts.c.id))).scalar() or 0
-    threshold = max(
-        MIN_SEARCH_THRESHOLD, math.isqrt(posts_stored * limit * PROBE_COST[dialect])
-    )
+    threshold = _threshold(connection, limit, SEARCH_PROBE_COST[dialect])
     matching = matching_posts(dialect, query).subquery("matching")
     first = select(matching.c.post_id).limit(threshold + 1)
     if dialect == "sqlite":
-        found = connection.execute(
-            select(func.count()).select_from(first.subquery())
-        ).scalar_one()
+        found = _count(connection, first)
     else:
         ids = list(connection.execute(first).scalars())
         found = len(ids)
@@ -225,6 +226,18 @@ def _search_condition(
     )
 
 
+def _threshold(connection: Connection, limit: int, probe_cost: int) -> int:
+    """Return the number of matches above which testing row by row is cheaper."""
+    posts_stored = connection.execute(select(func.max(posts.c.id))).scalar() or 0
+    return max(MIN_SET_THRESHOLD, math.isqrt(posts_stored * limit * probe_cost))
+
+
+def _count(connection: Connection, statement: Any) -> int:
+    return connection.execute(
+        select(func.count()).select_from(statement.subquery())
+    ).scalar_one()
+
+
 def _conditions(queue_filter: QueueFilter) -> list[Any]:
     q = review_queue.c
     conditions = []
@@ -240,26 +253,47 @@ def _conditions(queue_filter: QueueFilter) -> list[Any]:
         conditions.append(q.posted_at >= queue_filter.posted_from)
     if queue_filter.posted_until is not None:
         conditions.append(q.posted_at < queue_filter.posted_until)
-    conditions.extend(_review_conditions(queue_filter))
     return conditions
 
 
-def _review_conditions(queue_filter: QueueFilter) -> list[Any]:
-    """Match the review status and assignee; a post without a review is open."""
+def _review_conditions(
+    connection: Connection, queue_filter: QueueFilter, limit: int
+) -> list[Any] | None:
+    """Match the review status and assignee; a post without a review is open.
+
+    Returns None when no review matches, so that the page is empty. Open
+    posts are most of the queue, so each row is tested. Assigned or closed
+    posts and one user's posts are read through the reviews' indexes when
+    they are few, and tested row by row when they are many, as a search is.
+    """
     review = post_reviews.c
     of_post = review.post_id == review_queue.c.post_id
     conditions = []
+    wanted = []
     status = queue_filter.status
-    if status == "open":
+    if status is not None and status not in REVIEW_STATUSES:
+        raise ValueError(f"unknown review status {status!r}")
+    if queue_filter.assignee is not None:
+        # An assigned post has a review row, so its status is in that row.
+        wanted.append(review.assignee == queue_filter.assignee)
+        if status is not None:
+            wanted.append(review.status == status)
+    elif status == "open":
         conditions.append(~exists().where(of_post, review.status != "open"))
     elif status is not None:
-        if status not in REVIEW_STATUSES:
-            raise ValueError(f"unknown review status {status!r}")
-        conditions.append(exists().where(of_post, review.status == status))
-    if queue_filter.assignee is not None:
-        conditions.append(
-            exists().where(of_post, review.assignee == queue_filter.assignee)
-        )
+        wanted.append(review.status == status)
+    if not wanted:
+        return conditions
+
+    reviewed = select(review.post_id).where(*wanted)
+    threshold = _threshold(connection, limit, REVIEW_PROBE_COST)
+    found = _count(connection, reviewed.limit(threshold + 1))
+    if found == 0:
+        return None
+    if found > threshold:
+        conditions.append(exists().where(of_post, *wanted))
+    else:
+        conditions.append(review_queue.c.post_id.in_(reviewed))
     return conditions
 
 

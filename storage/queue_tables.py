@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, Stri
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .tables import Base
+from .web_tables import post_reviews
 
 # Bytes of a queue sort key: level rank (1), deadline (8), inverted risk (1),
 # inverted post time (8), inverted post id (8).
@@ -78,3 +79,6 @@ class QueueLabel(Base):
 
 review_queue = QueueEntry.__table__
 review_queue_labels = QueueLabel.__table__
+
+# The queue's assignee filter counts a user's reviews through this index.
+Index("ix_post_reviews_assignee", post_reviews.c.assignee)

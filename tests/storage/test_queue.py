@@ -337,7 +337,13 @@ def test_filter_date_range(store: Store, queue: ReviewQueue) -> None:
     assert ids_of(queue, QueueFilter(posted_until=T0 + timedelta(days=1))) == [days[0]]
 
 
-def test_filter_review_status_and_assignee(store: Store, queue: ReviewQueue) -> None:
+@pytest.mark.parametrize("plan", ["read reviews", "test each row"])
+def test_filter_review_status_and_assignee(
+    store: Store, queue: ReviewQueue, monkeypatch, plan: str
+) -> None:
+    if plan == "test each row":
+        monkeypatch.setattr(storage_queue, "MIN_SET_THRESHOLD", 0)
+        monkeypatch.setattr(storage_queue, "REVIEW_PROBE_COST", 0)
     untouched = add_post(store, "1", assessment(), created_at=T0)
     reopened = add_post(store, "2", assessment(), created_at=T0 - timedelta(hours=1))
     assigned = add_post(store, "3", assessment(), created_at=T0 - timedelta(hours=2))
@@ -351,6 +357,8 @@ def test_filter_review_status_and_assignee(store: Store, queue: ReviewQueue) -> 
     assert ids_of(queue, QueueFilter(status="closed")) == [closed]
     assert ids_of(queue, QueueFilter(assignee="wang")) == [assigned]
     assert ids_of(queue, QueueFilter(assignee="li", status="assigned")) == []
+    assert ids_of(queue, QueueFilter(assignee="li", status="closed")) == [closed]
+    assert ids_of(queue, QueueFilter(assignee="nobody")) == []
     rows = queue.page(10)
     assert [(row.status, row.assignee) for row in rows] == [
         ("open", None),
@@ -471,8 +479,10 @@ def test_search_plans_agree(
 ) -> None:
     if plan == "walk queue":
         # Every search with a match walks the queue and tests each post.
-        monkeypatch.setattr(storage_queue, "MIN_SEARCH_THRESHOLD", 0)
-        monkeypatch.setattr(storage_queue, "PROBE_COST", {"sqlite": 0, "postgresql": 0})
+        monkeypatch.setattr(storage_queue, "MIN_SET_THRESHOLD", 0)
+        monkeypatch.setattr(
+            storage_queue, "SEARCH_PROBE_COST", {"sqlite": 0, "postgresql": 0}
+        )
     texts = ["刹车失灵", "车机死机", "刹车异响", "QC7 刹车失灵"]
     ids = [
         add_post(

@@ -1,7 +1,8 @@
 """Keep the review queue in its own table and index posts for full-text search.
 
 The queue page sorted every queued grading on each request, which does not
-scale to a million posts. The queue table holds one row per queued post with
+scale to a million posts. The queue's assignee filter reads reviews by
+assignee, so that column gets an index. The queue table holds one row per queued post with
 a sort key and the filter columns, and the labels table the brands and models
 named. The search index holds each post's terms (character bigrams of Chinese
 text and Latin words), in an FTS5 table on SQLite and a GIN-indexed tsvector
@@ -87,6 +88,7 @@ def _create_queue_tables() -> None:
     op.create_index(
         "ix_review_queue_labels_post_id", "review_queue_labels", ["post_id"]
     )
+    op.create_index("ix_post_reviews_assignee", "post_reviews", ["assignee"])
 
 
 def _fill_queue(connection: sa.Connection) -> None:
@@ -131,6 +133,7 @@ def _fill_search(connection: sa.Connection) -> None:
 
 def downgrade() -> None:
     op.execute(f"DROP TABLE {search.SEARCH_TABLE}")
+    op.drop_index("ix_post_reviews_assignee", table_name="post_reviews")
     op.drop_index("ix_review_queue_labels_post_id", table_name="review_queue_labels")
     op.drop_table("review_queue_labels")
     op.drop_index("ix_review_queue_posted_at", table_name="review_queue")
