@@ -337,13 +337,25 @@ def test_filter_date_range(store: Store, queue: ReviewQueue) -> None:
     assert ids_of(queue, QueueFilter(posted_until=T0 + timedelta(days=1))) == [days[0]]
 
 
-@pytest.mark.parametrize("plan", ["read reviews", "test each row"])
-def test_filter_review_status_and_assignee(
-    store: Store, queue: ReviewQueue, monkeypatch, plan: str
-) -> None:
-    if plan == "test each row":
+@pytest.fixture(params=["read matches", "test each row"])
+def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with each plan of the search and review filters.
+
+    With no threshold, every search or review filter that matches anything
+    walks the queue and tests each row.
+    """
+    if request.param == "test each row":
         monkeypatch.setattr(storage_queue, "MIN_SET_THRESHOLD", 0)
         monkeypatch.setattr(storage_queue, "REVIEW_PROBE_COST", 0)
+        monkeypatch.setattr(
+            storage_queue, "SEARCH_PROBE_COST", {"sqlite": 0, "postgresql": 0}
+        )
+    return request.param
+
+
+def test_filter_review_status_and_assignee(
+    store: Store, queue: ReviewQueue, plan: str
+) -> None:
     untouched = add_post(store, "1", assessment(), created_at=T0)
     reopened = add_post(store, "2", assessment(), created_at=T0 - timedelta(hours=1))
     assigned = add_post(store, "3", assessment(), created_at=T0 - timedelta(hours=2))
@@ -473,16 +485,7 @@ def test_migration_fills_queue_and_search(database_url: str) -> None:
         assert ids_of(queue, QueueFilter(brand="蔚来", problem_id=3)) == [labelled]
 
 
-@pytest.mark.parametrize("plan", ["read matches", "walk queue"])
-def test_search_plans_agree(
-    store: Store, queue: ReviewQueue, monkeypatch, plan: str
-) -> None:
-    if plan == "walk queue":
-        # Every search with a match walks the queue and tests each post.
-        monkeypatch.setattr(storage_queue, "MIN_SET_THRESHOLD", 0)
-        monkeypatch.setattr(
-            storage_queue, "SEARCH_PROBE_COST", {"sqlite": 0, "postgresql": 0}
-        )
+def test_search_plans_agree(store: Store, queue: ReviewQueue, plan: str) -> None:
     texts = ["刹车失灵", "车机死机", "刹车异响", "QC7 刹车失灵"]
     ids = [
         add_post(
