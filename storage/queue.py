@@ -49,7 +49,7 @@ MIN_SET_THRESHOLD = 1000
 
 @dataclass(frozen=True, slots=True)
 class QueueFilter:
-    """What the queue is narrowed to; None matches anything.
+    """The conditions that narrow the queue. None matches anything.
 
     ``brand`` matches the monitored brand or a competitor named by the post,
     ``model`` any car model it names. ``posted_from`` and ``posted_until``
@@ -103,10 +103,10 @@ class QueueRow:
 class ReviewQueue:
     """Reads the review queue from a Store's engine.
 
-    The order is critical, then medium, then high-risk grievances; within a
-    level the earliest deadline first (overdue posts lead, posts without a
-    deadline last), then the highest risk (the sum of the four factor
-    scores), then the newest post.
+    The order is critical, then medium, then high-risk grievances. Within a
+    level the earliest deadline comes first, so overdue posts lead and posts
+    without a deadline go last. Then the highest risk (the sum of the four
+    factor scores) and the newest post lead.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -197,7 +197,7 @@ def _search_condition(
     """Return the condition that keeps the posts matching ``query``, or None
     when no post matches.
 
-    Two plans answer a search. Reading every match and sorting them costs in
+    A search can run in two ways. Reading every match and sorting them costs in
     proportion to the matches. Walking the queue in order and testing each
     post costs in proportion to the posts walked past, about ``limit``
     divided by the share of posts that match. The matches are counted up to
@@ -259,7 +259,9 @@ def _conditions(queue_filter: QueueFilter) -> list[Any]:
 def _review_conditions(
     connection: Connection, queue_filter: QueueFilter, limit: int
 ) -> list[Any] | None:
-    """Match the review status and assignee; a post without a review is open.
+    """Build the conditions of the review status and assignee filters.
+
+    A post without a review row is open.
 
     Returns None when no review matches, so that the page is empty. Open
     posts are most of the queue, so each row is tested. Assigned or closed
