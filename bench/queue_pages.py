@@ -3,7 +3,7 @@
 Fills a fresh database with N posts (1,000,000 by default) by bulk insert,
 not through the pipeline: posts with an engagement snapshot, a
 classification, a grading for grievances and complaints, a problem, search
-terms, and review states for a quarter of the queued posts. The review queue's
+terms, and review states for about 30% of the queued posts. The review queue's
 table is then filled by the store's own code (storage.queue_index), as a
 migration of an existing database does. About 40% of the posts end up in the
 queue.
@@ -17,8 +17,9 @@ and full-text searches.
     .venv/bin/python bench/queue_pages.py --backend sqlite --posts 100000
 
 PostgreSQL runs in a throwaway cluster on 127.0.0.1, started from Debian's
-binaries as the test suite does, unless --postgres-url names an empty
-database.
+binaries as the test suite does, unless --postgres-url names a database.
+A database named by --sqlite-file or --postgres-url is kept, and one that
+already contains posts is timed again without filling.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ SOURCES = tuple(f"source-{i}" for i in range(4))
 MODELS = ("QC5", "QC7", "QC9")
 COMPETITORS = ("蔚来", "小鹏", "理想")
 # Fault phrases and how often a post names each (weights), so that a search
-# term matches a realistic share: 刹车失灵 about 14% of posts, 门把手 about 3%.
+# term matches a realistic share: 刹车失灵 about 18% of posts, 门把手 about 4%.
 FAULTS = (
     ("刹车失灵", 10),
     ("刹车异响", 10),
@@ -302,7 +303,8 @@ def incident_row(index: int) -> dict[str, Any]:
 
 
 def add_reviews(store: Store) -> None:
-    """Assign a fifth of the queued posts and close a twentieth."""
+    """Review the queued posts whose id is a multiple of 5: close those whose id
+    is a multiple of 20 and assign the others."""
     with write_transaction(store.engine) as connection:
         queued = connection.execute(select(review_queue.c.post_id)).scalars().all()
         rows = []
@@ -419,7 +421,9 @@ def main() -> None:
     parser.add_argument(
         "--backend", choices=("sqlite", "postgres", "both"), default="both"
     )
-    parser.add_argument("--page", type=int, default=500, help="The deep page.")
+    parser.add_argument(
+        "--page", type=int, default=500, help="Number of the deep page to time."
+    )
     parser.add_argument(
         "--sqlite-file",
         help="SQLite file to fill, kept afterwards; a filled one is reused.",
