@@ -45,6 +45,9 @@ SEARCH_TABLE = "post_search"
 # PostgreSQL keeps at most 16,383 positions in a tsvector. Terms past that
 # are not indexed, so a post is searchable in about its first 16,000
 # characters.
+# NOTE: PostgreSQL also keeps at most 256 positions of one term. In a long
+# post that repeats a bigram more often, a phrase at a later occurrence can
+# be missed on PostgreSQL while SQLite finds it.
 MAX_TERMS = 16_000
 # Longer words (a base64 blob, a long URL path) are not indexed.
 MAX_WORD_LENGTH = 40
