@@ -38,7 +38,8 @@ from items import (
 from job import Job, deliver_once, make_analyzer, run_once, store_digest
 from model_commands import CORRECTIONS_SOURCE
 from nlp import Analyzer
-from service import next_run_time, serve
+from service import serve
+from source_health import format_duration, source_health
 from storage import LockHeld, MigrationError, SignalRecord, Store
 from storage.rows import ProblemSummary
 from web.commands import make_commands
@@ -629,39 +630,27 @@ def _format_status(report, job_running: bool, config: Config) -> str:
 
 def _health_line(row, source: Source | None, config: Config, now: datetime) -> str:
     """Describe a source's health, its last success, the lag and its next run."""
-    limit = config.health.stale_after_failures
-    if row.failures_in_row >= limit:
-        health = f"stale ({row.failures_in_row} failed runs in a row)"
-    elif row.failures_in_row:
-        health = f"failing ({row.failures_in_row} of {limit} before stale)"
-    else:
-        health = "ok"
-    parts = [f"health: {health}"]
+    health = source_health(row, source, config, now)
+    state = health.state
+    if health.state == "stale":
+        state = f"stale ({health.failures_in_row} failed runs in a row)"
+    elif health.state == "failing":
+        state = (
+            f"failing ({health.failures_in_row} of {health.stale_after} before stale)"
+        )
+    parts = [f"health: {state}"]
     if row.skipped_runs:
         parts.append(f"skipped runs (7 days): {row.skipped_runs}")
-    if row.last_success_at is None:
+    if health.lag is None:
         parts.append("last success: never")
     else:
-        lag = _format_duration(now - row.last_success_at)
+        lag = format_duration(health.lag)
         parts.append(f"last success: {_utc(row.last_success_at)} ({lag} ago)")
-    if source is None:
-        parts.append("next run: not configured")
-    elif not source.enabled:
-        parts.append("next run: disabled")
+    if health.next_run is None:
+        parts.append(f"next run: {health.schedule}")
     else:
-        next_run = next_run_time(source, row.last_started_at, config.timezone, now)
-        parts.append(f"next run: {next_run.isoformat(timespec='minutes')}")
+        parts.append(f"next run: {health.next_run.isoformat(timespec='minutes')}")
     return ", ".join(parts)
-
-
-def _format_duration(span: timedelta) -> str:
-    minutes = max(int(span.total_seconds() // 60), 0)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min"
-    return f"{hours // 24} d {hours % 24} h"
 
 
 def _format_problems(problems: list[ProblemSummary], days: int) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -264,24 +263,3 @@ def _scheduled_run(job: Job, source: Source) -> None:
             source.name,
             _first_line(exc),
         )
-
-
-def next_run_time(
-    source: Source, last_started: datetime | None, timezone: str, now: datetime
-) -> datetime:
-    """Return when the service runs a source next, in the configured time zone.
-
-    An interval source runs an interval after its last start, or at once when
-    that is past (a run missed while the service was down runs on start).
-    """
-
-    zone = ZoneInfo(timezone)
-    schedule = source.schedule
-    if schedule.cron:
-        trigger = crontab_trigger(schedule.cron, timezone)
-        return trigger.get_next_fire_time(None, now).astimezone(zone)
-    assert schedule.interval_minutes is not None
-    due = now
-    if last_started is not None:
-        due = max(now, last_started + timedelta(minutes=schedule.interval_minutes))
-    return due.astimezone(zone)

@@ -229,7 +229,56 @@ def recurrence(weeks: Sequence[date], rates: Mapping[str, Sequence[float]]) -> b
     At most ``MAX_LINES`` problems are drawn, those with the highest mean rate
     first; a note under the legend counts the others (其他).
     """
-    title = "同类投诉发生率（每周）"
+    return _rate_lines("同类投诉发生率（每周）", weeks, rates)
+
+
+def deadline_shares(
+    weeks: Sequence[date], shares: Mapping[str, Sequence[float]]
+) -> bytes:
+    """Draw per level the weekly share of posts handled within their deadline.
+
+    :param shares: per level code, one share per week of ``weeks`` as a
+        fraction. NaN leaves a gap.
+    :raises ValueError: on an unknown level, a list whose length differs from
+        ``weeks`` or a negative share.
+    """
+    _check_keys(shares, LEVELS, "level")
+    named = {
+        LEVEL_NAMES_ZH[level]: shares[level] for level in LEVELS if level in shares
+    }
+    return _rate_lines("时限内处理的比例（每周，按级别）", weeks, named)
+
+
+def posts_by_day(days: Sequence[date], counts: Sequence[int]) -> bytes:
+    """Draw one problem's posts per day as bars.
+
+    :raises ValueError: on a list whose length differs from ``days`` or a
+        negative count.
+    """
+    title = "每日帖子数"
+    row = np.asarray(counts, dtype=float)
+    if row.shape != (len(days),):
+        raise ValueError(
+            f"invalid counts per day: {row.size} values for {len(days)} days"
+        )
+    if np.any(row < 0):
+        raise ValueError(f"invalid counts per day: negative count {row.min():g}")
+    if not days or row.sum() == 0:
+        return _empty_chart(title)
+
+    fonts = _chart_fonts()
+    figure, ax = _new_chart(fonts, title)
+    positions = np.arange(len(days))
+    ax.bar(positions, row, width=0.7, color=LEVEL_COLOURS["normal"])
+    _show_totals(ax, positions, row, fonts)
+    _set_date_ticks(ax, days)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return _png(figure)
+
+
+def _rate_lines(
+    title: str, weeks: Sequence[date], rates: Mapping[str, Sequence[float]]
+) -> bytes:
     series = _rate_series(rates, len(weeks))
     if not weeks or not series:
         return _empty_chart(title)

@@ -333,6 +333,25 @@ class Accounts:
         with self._write() as connection:
             return insert_audit(connection, actor, action, subject, details, now)
 
+    def has_audit(
+        self, action: str, subject: tuple[str, str | int], since: datetime
+    ) -> bool:
+        """Tell whether an entry of ``action`` about ``subject`` was added at or
+        after ``since``."""
+        subject_type, subject_id = subject
+        statement = (
+            select(audit_log.c.id)
+            .where(
+                audit_log.c.subject_type == subject_type,
+                audit_log.c.subject_id == _key(str(subject_id)),
+                audit_log.c.action == action,
+                audit_log.c.at >= since,
+            )
+            .limit(1)
+        )
+        with self._read() as connection:
+            return connection.execute(statement).first() is not None
+
     def audit_entries(
         self, limit: int, before_id: int | None = None
     ) -> list[AuditRecord]:

@@ -218,7 +218,7 @@ def read_daily(
     bounds = [local_midnight(d, zone) for d in (*days, day + timedelta(days=1))]
     start, end = bounds[-2], bounds[-1]
     started = timer.perf_counter()
-    with _read_transaction(source) as connection:
+    with read_transaction(source) as connection:
         per_day = count_new(connection, bounds)
         growing = growing_problems(connection, start, end, problem_limit)
         critical = critical_posts(connection, start, end, critical_limit)
@@ -251,16 +251,10 @@ def read_weekly(
 
     Raises ValueError when ``week`` is not a Monday.
     """
-    if week.weekday() != 0:
-        raise ValueError(f"invalid week start {week.isoformat()}: expected a Monday")
-    zone = ZoneInfo(timezone)
-    weeks = tuple(
-        week - timedelta(weeks=n) for n in range(RECURRENCE_WEEKS - 1, -1, -1)
-    )
-    bounds = [local_midnight(w, zone) for w in (*weeks, week + timedelta(weeks=1))]
+    weeks, bounds = week_bounds(week, timezone)
     start, end = bounds[-2], bounds[-1]
     started = timer.perf_counter()
-    with _read_transaction(source) as connection:
+    with read_transaction(source) as connection:
         [new] = count_new(connection, [start, end])
         brand, recurrences = recurrence(connection, bounds)
         alert_figures = read_alert_figures(connection, start, end, now)
@@ -283,8 +277,25 @@ def read_weekly(
     )
 
 
+def week_bounds(week: date, timezone: str) -> tuple[tuple[date, ...], list[datetime]]:
+    """Return the Mondays of the ``RECURRENCE_WEEKS`` weeks that end with the
+    one starting on ``week``, and the local midnights that bound them.
+
+    Raises ValueError when ``week`` is not a Monday.
+    """
+    if week.weekday() != 0:
+        raise ValueError(f"invalid week start {week.isoformat()}: expected a Monday")
+    zone = ZoneInfo(timezone)
+    weeks = tuple(
+        week - timedelta(weeks=n) for n in range(RECURRENCE_WEEKS - 1, -1, -1)
+    )
+    bounds = [local_midnight(w, zone) for w in (*weeks, week + timedelta(weeks=1))]
+    return weeks, bounds
+
+
 @contextmanager
-def _read_transaction(source: Store | Engine) -> Iterator[Connection]:
+def read_transaction(source: Store | Engine) -> Iterator[Connection]:
+    """Open a connection whose queries all read one snapshot of the database."""
     engine: Engine = getattr(source, "engine", source)
     with engine.connect() as connection:
         # PostgreSQL's default, READ COMMITTED, would let the queries of one
@@ -301,7 +312,7 @@ def count_new(connection: Connection, bounds: Sequence[datetime]) -> list[NewCou
     Returns one :class:`NewCounts` per period, ``len(bounds) - 1`` in all.
     """
     periods = len(bounds) - 1
-    new = _new_posts(connection, bounds[0], bounds[-1])
+    new = new_post_rows(connection, bounds[0], bounds[-1])
     period = case(
         *(
             (new.c.first_graded_at < bound, index)
@@ -340,9 +351,10 @@ class _Tally:
         )
 
 
-def _new_posts(connection: Connection, start: datetime, end: datetime) -> Any:
+def new_post_rows(connection: Connection, start: datetime, end: datetime) -> Any:
     """Return a subquery of the grievances and complaints first graded from
-    ``start`` to ``end``: post_id, first_graded_at, kind, level, root_cause."""
+    ``start`` to ``end``: post_id, first_graded_at, kind, level, root_cause
+    and deadline. The level and the deadline are the latest grading's."""
     g = gradings.c
     floor = grading_id_floor(connection, start)
     graded_in_period = select(g.post_id).where(
@@ -368,6 +380,7 @@ def _new_posts(connection: Connection, start: datetime, end: datetime) -> Any:
             classification.c.kind,
             latest.c.level,
             classification.c.root_cause,
+            latest.c.deadline,
         )
         .join_from(per_post, latest, latest.c.id == per_post.c.latest_grading_id)
         .join(classification, classification.c.id == latest.c.classification_id)

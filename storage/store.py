@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from items import Assessment, Engagement, Grading, Item, KnownPost, Reread, Signal
 
-from . import alert_store, rows
+from . import alert_store, rows, search
 from .engine import (
     create_store_engine,
     read_transaction,
@@ -25,6 +25,7 @@ from .engine import (
     write_transaction,
 )
 from .lock import HeldLock, job_lock
+from .queue_index import refresh_queue
 from .records import (
     AlertDetail,
     AlertRecord,
@@ -200,6 +201,14 @@ class Store:
         }
 
         if new_ids:
+            search.index_posts(
+                connection,
+                [
+                    (new_ids[row["identity_key"]], row["title"], row["text"])
+                    for row in post_rows
+                    if row["identity_key"] in new_ids
+                ],
+            )
             snapshots = [
                 rows.snapshot_row(post_id, items[positions[key]])
                 for key, post_id in new_ids.items()
@@ -349,6 +358,8 @@ class Store:
                 )
             if grouping is not None:
                 self._save_grouping(connection, grouping, now)
+            assigned = [] if grouping is None else grouping.assignments
+            refresh_queue(connection, [*post_ids, *(a.post_id for a in assigned)])
             alert_ids = self._insert_alerts(connection, new_alerts, now)
             added = alert_store.apply_updates(connection, updates, now)
             signal_ids = self._insert_signals(connection, new_signals, now)
@@ -388,6 +399,7 @@ class Store:
             ]
             if grading_rows:
                 connection.execute(insert(gradings), grading_rows)
+            refresh_queue(connection, [post_id for post_id, _ in regradings])
             alert_ids = self._insert_alerts(connection, new_alerts, now)
             added = alert_store.apply_updates(connection, updates, now)
             signal_ids = self._insert_signals(connection, new_signals, now)
@@ -694,7 +706,9 @@ class Store:
         """
         with self._write() as connection:
             row = connection.execute(
-                select(posts.c.text, posts.c.raw).where(posts.c.id == post_id)
+                select(posts.c.title, posts.c.text, posts.c.raw).where(
+                    posts.c.id == post_id
+                )
             ).first()
             if row is None:
                 raise LookupError(f"no post with id {post_id}")
@@ -706,6 +720,7 @@ class Store:
                 .where(posts.c.id == post_id)
                 .values(text=stored, raw=raw, text_checked_at=checked_at)
             )
+            search.index_posts(connection, [(post_id, row.title, stored)])
         return stored
 
     def mark_text_checked(self, post_ids: Sequence[int], checked_at: datetime) -> None:

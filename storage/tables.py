@@ -531,6 +531,6 @@ problem_posts = ProblemPost.__table__
 incident_authors = IncidentAuthor.__table__
 signals = SignalRow.__table__
 
-# The review page's tables live in their own module and share this metadata.
-# Imported last, because that module imports Base from this one.
-from . import web_tables  # noqa: E402, F401
+# The review page's and the review queue's tables live in their own modules and
+# share this metadata. Imported last, because they import Base from this one.
+from . import queue_tables, web_tables  # noqa: E402, F401

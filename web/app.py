@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -15,7 +16,7 @@ from storage import Store
 from storage.accounts import Accounts
 from storage.queue import ReviewQueue
 
-from . import ack, actions, auth, filters, model_page, views
+from . import ack, actions, auth, filters, model_page, problems, report, sources, views
 from .state import EXTENSION, WebState
 
 # No script runs on any page, so none is allowed, and styles come from the
@@ -44,6 +45,10 @@ def create_app(
     they can move.
     """
     app = Flask(__name__)
+    # Signs the login form's cookie. NOTE: the key is new in each process, so a
+    # login page opened before a restart, or served by another process behind
+    # a load balancer, is rejected once and the browser gets a fresh form.
+    app.secret_key = secrets.token_bytes(32)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.jinja_env.autoescape = True
     app.extensions[EXTENSION] = WebState(
@@ -64,6 +69,8 @@ def create_app(
     app.register_blueprint(ack.blueprint)
     app.register_blueprint(actions.blueprint)
     app.register_blueprint(model_page.blueprint)
+    for pages in (problems, report, sources):
+        app.register_blueprint(pages.blueprint)
     app.before_request(auth.load_session)
     app.after_request(_add_security_headers)
     app.register_error_handler(HTTPException, _render_error)

@@ -4,7 +4,7 @@ A session is a random token in an HttpOnly, SameSite=Lax cookie. The
 database keeps only its SHA-256, with the session's CSRF token, which every
 form carries and every POST must return. The login form, used before any
 session exists, gets its CSRF token from a cookie of its own instead
-(double submit). Viewers read, analysts also act on posts, and leads also
+(double submit), signed with the application's secret key. Viewers read, analysts also act on posts, and leads also
 see the audit log.
 """
 
@@ -24,12 +24,14 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     g,
     redirect,
     render_template,
     request,
     url_for,
 )
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from storage.accounts import NAME_PATTERN, SessionRecord, UserRecord
 
@@ -46,6 +48,7 @@ blueprint = Blueprint("auth", __name__)
 SESSION_COOKIE = "fenghuo_session"
 LOGIN_CSRF_COOKIE = "fenghuo_login_csrf"
 CSRF_FIELD = "csrf_token"
+LOCKED_ACTION = "login.locked"
 ROLE_RANKS = {"viewer": 0, "analyst": 1, "lead": 2}
 # Endpoints that need no session. The acknowledgement link checks its own
 # signed token and CSRF cookie.
@@ -56,6 +59,12 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # A session's last use is written at most this often.
 TOUCH_INTERVAL = timedelta(minutes=1)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+# The login form's cookie is signed with the application's secret key, so
+# that a cookie set by someone else (a sibling subdomain, a network on plain
+# HTTP) does not match any form field they can plant. A signature older than
+# this is rejected and the page hands out a new one.
+LOGIN_FORM_SECONDS = 24 * 3600
+MAX_SIGNED_COOKIE = 200
 
 WRONG_LOGIN = "用户名或密码不正确。"
 LOCKED_LOGIN = "登录失败次数过多，已暂时锁定。请在 {until} 之后再试。"
@@ -135,9 +144,7 @@ def login() -> Response | str | tuple[str, int]:
         if _current_session() is not None:
             return redirect(target)
         return _login_page(target)
-    if not _same_token(
-        request.form.get(CSRF_FIELD), request.cookies.get(LOGIN_CSRF_COOKIE)
-    ):
+    if not _same_token(request.form.get(CSRF_FIELD), _login_csrf_token()):
         abort(403, BAD_FORM)
 
     name = request.form.get("name", "").strip().lower()
@@ -145,13 +152,10 @@ def login() -> Response | str | tuple[str, int]:
     address = request.remote_addr or "unknown"
     shared = state()
     now = shared.now()
-    until = throttle.locked_until(shared.accounts, name, address, now)
-    if until is not None:
-        record("login.locked", ("user", name), {"address": address})
-        logger.warning(
-            "login rejected while locked address=%s until=%s", address, until
-        )
-        local_until = until.astimezone(shared.zone).strftime("%H:%M")
+    lock = throttle.active_lock(shared.accounts, name, address, now)
+    if lock is not None:
+        _record_lock(lock, name, address)
+        local_until = lock.until.astimezone(shared.zone).strftime("%H:%M")
         return _login_page(target, LOCKED_LOGIN.format(until=local_until), 429)
 
     user = shared.accounts.find_user(name) if NAME_PATTERN.fullmatch(name) else None
@@ -162,6 +166,20 @@ def login() -> Response | str | tuple[str, int]:
         logger.info("login failed address=%s", address)
         return _login_page(target, WRONG_LOGIN, 200)
     return _start_session(active, password, target, address, now)
+
+
+def _record_lock(lock: throttle.Lock, name: str, address: str) -> None:
+    """Audit the first attempt on a locked name or address in each lock period.
+
+    Later attempts in the same period are only logged, so that a client
+    that keeps trying cannot fill the audit log.
+    """
+    accounts = state().accounts
+    if not accounts.has_audit(LOCKED_ACTION, lock.subject, lock.started):
+        record(LOCKED_ACTION, lock.subject, {"name": name, "address": address})
+    logger.warning(
+        "login rejected while locked address=%s until=%s", address, lock.until
+    )
 
 
 @blueprint.post("/logout")
@@ -204,14 +222,32 @@ def _start_session(
 
 
 def _login_page(target: str, error: str | None = None, status: int = 200) -> Response:
-    token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not _TOKEN.fullmatch(token):
-        token = new_token()
+    token = _login_csrf_token() or new_token()
     g.login_csrf = token
     body = render_template("login.html", next=target, error=error)
     response = Response(body, status=status)
-    set_cookie(response, LOGIN_CSRF_COOKIE, token, max_age=None, path="/login")
+    signed = _login_signer().dumps(token)
+    set_cookie(response, LOGIN_CSRF_COOKIE, signed, max_age=None, path="/login")
     return response
+
+
+def _login_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=LOGIN_CSRF_COOKIE)
+
+
+def _login_csrf_token() -> str | None:
+    """Return the token of the login form's signed cookie, or None when the
+    cookie is missing, forged, expired or signed by another server process."""
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or len(cookie) > MAX_SIGNED_COOKIE:
+        return None
+    try:
+        token = _login_signer().loads(cookie, max_age=LOGIN_FORM_SECONDS)
+    except BadData:
+        return None
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        return None
+    return token
 
 
 def _current_session() -> SessionRecord | None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask, g
+from markupsafe import Markup
 
 from items import FACTOR_NAMES_ZH, KIND_NAMES_ZH, LEVEL_NAMES_ZH
 
@@ -22,10 +23,27 @@ VERIFIED_NAMES_ZH = {
     "enterprise": "企业认证",
 }
 SAFE_LINK_SCHEMES = ("http://", "https://")
+# The embedding, override and isolate controls (U+202A to U+202E, U+2066 to
+# U+2069) and the marks U+200E, U+200F and U+061C. In a post or a name they
+# would reorder the text after them, the page's own words included, so every
+# value a template prints loses them.
+BIDI_CONTROLS = dict.fromkeys(
+    [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
+)
+REVIEW_STATUS_NAMES_ZH = {"open": "待处理", "assigned": "已分派", "closed": "已关闭"}
+# The queue's level filter: a normal level is queued only for a high-risk
+# grievance.
+QUEUE_LEVEL_NAMES_ZH = {
+    "critical": "危机",
+    "medium": "中等",
+    "normal": "普通（高风险抱怨）",
+}
 
 
 def register(app: Flask) -> None:
-    """Add the filters and template globals to ``app``."""
+    """Add the filters and template globals to ``app``, and strip bidi
+    controls from every value its templates print."""
+    app.jinja_env.finalize = strip_bidi
     app.add_template_filter(local_time)
     app.add_template_filter(time_left)
     app.add_template_filter(one_line)
@@ -38,7 +56,19 @@ def register(app: Flask) -> None:
     app.add_template_global(FACTOR_NAMES_ZH, "factor_names")
     app.add_template_global(ROLE_NAMES_ZH, "role_names")
     app.add_template_global(VERIFIED_NAMES_ZH, "verified_names")
+    app.add_template_global(REVIEW_STATUS_NAMES_ZH, "review_status_names")
+    app.add_template_global(QUEUE_LEVEL_NAMES_ZH, "queue_level_names")
     app.context_processor(lambda: {"current_user": g.get("user")})
+
+
+def strip_bidi(value: Any) -> Any:
+    """Return a string without the characters of :data:`BIDI_CONTROLS`.
+    Other values are returned unchanged."""
+    if isinstance(value, Markup):
+        return Markup(str.translate(value, BIDI_CONTROLS))
+    if isinstance(value, str):
+        return value.translate(BIDI_CONTROLS)
+    return value
 
 
 def local_time(moment: datetime | None) -> str:

@@ -17,7 +17,7 @@ _DUMMY_HASH = _hasher.hash("not a password of any user")
 
 
 def check_new_password(password: str) -> None:
-    """Raise ValueError when a new password is too short or too long."""
+    """Raise ValueError when a new password is too short, too long or blank."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(
             f"password too short: expected at least {MIN_PASSWORD_LENGTH} characters"
@@ -26,6 +26,8 @@ def check_new_password(password: str) -> None:
         raise ValueError(
             f"password too long: expected at most {MAX_PASSWORD_LENGTH} characters"
         )
+    if not password.strip():
+        raise ValueError("password invalid: it contains only white space")
 
 
 def hash_password(password: str) -> str:

@@ -11,6 +11,7 @@ lock reveals nothing about which names exist.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from storage.accounts import Accounts, Failures
@@ -25,19 +26,38 @@ MAX_ADDRESS_FAILURES = 20
 KEEP_ATTEMPTS = timedelta(days=1)
 
 
-def locked_until(
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """A lock in force: what is locked, from when until when.
+
+    ``subject`` is ("user", name) or ("address", address).
+    """
+
+    subject: tuple[str, str]
+    started: datetime
+    until: datetime
+
+
+def active_lock(
     accounts: Accounts, name: str, address: str, now: datetime
-) -> datetime | None:
-    """Return when the lock on this name or address ends, or None when unlocked."""
+) -> Lock | None:
+    """Return the lock on this name or address that ends last, or None."""
     since = now - FAILURE_WINDOW
-    ends = [
-        _lock_end(accounts.name_failures(name, since), MAX_NAME_FAILURES),
-        _lock_end(accounts.address_failures(address, since), MAX_ADDRESS_FAILURES),
+    locks = [
+        (
+            _lock_end(accounts.name_failures(name, since), MAX_NAME_FAILURES),
+            ("user", name),
+        ),
+        (
+            _lock_end(accounts.address_failures(address, since), MAX_ADDRESS_FAILURES),
+            ("address", address),
+        ),
     ]
-    latest = max((end for end in ends if end is not None), default=None)
-    if latest is None or latest <= now:
+    found = [(end, subject) for end, subject in locks if end is not None and end > now]
+    if not found:
         return None
-    return latest
+    until, subject = max(found, key=lambda pair: pair[0])
+    return Lock(subject=subject, started=until - LOCK_TIME, until=until)
 
 
 def record_failure(accounts: Accounts, name: str, address: str, now: datetime) -> None:

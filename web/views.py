@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, abort, render_template, request
 
-from items import FACTORS, KINDS
-from storage.queue import QUEUE_LEVELS, QueueFilter
+from items import FACTORS
+from storage.queue import QUEUE_LEVELS
+from storage.web_tables import REVIEW_STATUSES
 
 from .auth import requires
 from .cursors import decode_key, encode_key
 from .post_review import review_context
+from .queue_filter import MAX_ID, QUEUE_KINDS, read_queue_filter
 from .state import state
 
 blueprint = Blueprint("review", __name__)
 
 QUEUE_PAGE_SIZE = 50
-# The kinds offered in the queue's filter: the graded ones. The others are
-# still accepted in the query string.
-QUEUE_KINDS = ("complaint", "grievance")
 AUDIT_PAGE_SIZE = 100
-# The largest id of a BIGINT column.
-MAX_ID = 2**63 - 1
-_SOURCE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 @blueprint.get("/")
 def queue() -> str:
-    queue_filter = _queue_filter()
+    queue_filter, filter_args = read_queue_filter(request.args, state().zone)
     after = request.args.get("after")
     try:
         key = None if not after else decode_key(after)
@@ -40,15 +34,19 @@ def queue() -> str:
     if len(rows) > QUEUE_PAGE_SIZE:
         rows = rows[:QUEUE_PAGE_SIZE]
         next_after = encode_key(rows[-1].key)
+    brand = state().config.brand
     return render_template(
         "queue.html",
         rows=rows,
-        queue_filter=queue_filter,
+        filter_args=filter_args,
         next_after=next_after,
         first_page=key is None,
         levels=QUEUE_LEVELS,
         kinds=QUEUE_KINDS,
+        statuses=REVIEW_STATUSES,
         sources=[source.name for source in state().config.sources],
+        brands=[brand.name, *(c.name for c in brand.competitors)],
+        models=[*brand.models, *(m for c in brand.competitors for m in c.models)],
     )
 
 
@@ -65,9 +63,7 @@ def post(post_id: int) -> str:
 @blueprint.get("/audit")
 @requires("lead")
 def audit() -> str:
-    before = request.args.get("before", type=int)
-    if before is not None and not 0 < before <= MAX_ID:
-        abort(400, f"翻页参数无效：{before}")
+    before = _positive_id(request.args.get("before"))
     entries = state().accounts.audit_entries(AUDIT_PAGE_SIZE + 1, before)
     next_before = None
     if len(entries) > AUDIT_PAGE_SIZE:
@@ -78,15 +74,11 @@ def audit() -> str:
     )
 
 
-def _queue_filter() -> QueueFilter:
-    """Read the filters from the query string; 400 for a value out of range."""
-    level = request.args.get("level") or None
-    kind = request.args.get("kind") or None
-    source = request.args.get("source") or None
-    if level is not None and level not in QUEUE_LEVELS:
-        abort(400, f"未知的级别：{level}")
-    if kind is not None and kind not in KINDS:
-        abort(400, f"未知的类型：{kind}")
-    if source is not None and not _SOURCE_NAME.fullmatch(source):
-        abort(400, f"无效的来源名：{source}")
-    return QueueFilter(level=level, kind=kind, source=source)
+def _positive_id(value: str | None) -> int | None:
+    """Read an id parameter: None when absent or empty, else 400 when invalid."""
+    if not value:
+        return None
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))
+    if not digits or not 0 < int(value) <= MAX_ID:
+        abort(400, f"翻页参数无效：{value[:40]}")
+    return int(value)

@@ -13,6 +13,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from storage.engine import create_store_engine
+from storage.search import include_name
 from storage.tables import UTCDateTime, metadata
 
 
@@ -30,6 +31,7 @@ def run_with(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         render_item=render_item,
+        include_name=include_name,
         # SQLite runs DDL inside transactions once BEGIN is issued explicitly,
         # which the store's engine does.
         transactional_ddl=True,

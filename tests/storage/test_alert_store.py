@@ -19,6 +19,7 @@ from storage import (
     create_store_engine,
 )
 from storage.engine import downgrade, upgrade
+from storage.search import include_name
 from storage.tables import (
     alert_deliveries,
     alert_messages,
@@ -486,7 +487,9 @@ def test_upgrade_keeps_existing_alerts(database_url: str) -> None:
     with Store(database_url) as store:
         store.migrate()
         with store.engine.connect() as connection:
-            context = MigrationContext.configure(connection)
+            context = MigrationContext.configure(
+                connection, opts={"include_name": include_name}
+            )
             assert compare_metadata(context, metadata) == []
         sent, failed, pending = (store.get_alert(i) for i in (1, 2, 3))
 

@@ -20,6 +20,7 @@ from signals.problems import STATE_VERSION, Assignment, Problem, ProblemGrouper
 from storage import Store, create_store_engine, rows
 from storage.engine import downgrade, upgrade
 from storage.rows import GroupingChanges, PostAssignment
+from storage.search import include_name
 from storage.tables import (
     classifications,
     incident_authors,
@@ -374,7 +375,9 @@ def test_upgrade_filled_0002_database(database_url, segmenter):
         store.migrate()
 
         with store.engine.connect() as connection:
-            context = MigrationContext.configure(connection)
+            context = MigrationContext.configure(
+                connection, opts={"include_name": include_name}
+            )
             assert compare_metadata(context, metadata) == []
         assert store.count_posts() == 3
         assert store.get_post(post_ids[0]).classification.kind == "grievance"

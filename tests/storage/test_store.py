@@ -37,6 +37,7 @@ from storage import (
     rows,
 )
 from storage.engine import HEAD_REVISION, current_revision, downgrade, upgrade
+from storage.search import include_name
 from storage.tables import (
     classifications,
     engagement_snapshots,
@@ -627,7 +628,9 @@ def test_migrations_from_empty_to_head(database_url: str) -> None:
         assert head == HEAD_REVISION
         assert current_revision(store.engine) == head
         with store.engine.connect() as connection:
-            context = MigrationContext.configure(connection)
+            context = MigrationContext.configure(
+                connection, opts={"include_name": include_name}
+            )
             assert context.get_current_revision() == head
             assert compare_metadata(context, metadata) == []
 
@@ -876,7 +879,9 @@ def test_upgrade_from_0007_keys_existing_posts(database_url: str) -> None:
             )
         )
         with store.engine.connect() as connection:
-            context = MigrationContext.configure(connection)
+            context = MigrationContext.configure(
+                connection, opts={"include_name": include_name}
+            )
             assert compare_metadata(context, metadata) == []
 
         again = [

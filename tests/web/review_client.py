@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,10 +14,15 @@ from werkzeug.test import TestResponse
 
 import config as config_module
 from config import Config, Storage, Web
+from web.csv_export import BYTE_ORDER_MARK
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+# NOW is Sunday 17:00 in Shanghai, so the report's last week starts on
+# Monday 2026-02-23, at this time.
+WEEK_START = NOW - timedelta(days=6, hours=8)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class Clock:
@@ -58,3 +65,12 @@ def log_in(
     if next_target is not None:
         form["next"] = next_target
     return client.post("/login", data=form)
+
+
+def read_csv(response: TestResponse) -> list[list[str]]:
+    """Return the rows of a CSV download, checking its status and byte order mark."""
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_data()
+    assert body.startswith(BYTE_ORDER_MARK.encode("utf-8"))
+    text = body.decode("utf-8")[1:]
+    return list(csv.reader(io.StringIO(text)))

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from flask import Flask
+from itsdangerous import URLSafeTimedSerializer
 from review_client import PASSWORD, form_token, log_in, make_config
 from sqlalchemy import func, select
 
 from storage.web_tables import audit_log, sessions
 from web import throttle
 from web.app import create_app
-from web.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE
+from web.auth import LOGIN_CSRF_COOKIE, LOGIN_FORM_SECONDS, SESSION_COOKIE
 
 
 def cookie_header(response, name: str) -> str:
@@ -206,9 +209,10 @@ def test_new_login_replaces_old_session(app: Flask, users, sqlite_store) -> None
     first = client.get_cookie(SESSION_COOKIE).value
     # A logged-in browser is sent away from the login page, so the form of
     # another browser is posted with this one's cookies.
-    page = app.test_client().get("/login")
-    token = form_token(page)
-    client.set_cookie(LOGIN_CSRF_COOKIE, token, path="/login")
+    other = app.test_client()
+    token = form_token(other.get("/login"))
+    signed = other.get_cookie(LOGIN_CSRF_COOKIE, path="/login").value
+    client.set_cookie(LOGIN_CSRF_COOKIE, signed, path="/login")
     form = {"csrf_token": token, "name": "lead", "password": PASSWORD}
 
     response = client.post("/login", data=form)
@@ -246,6 +250,47 @@ def test_login_csrf_needs_its_cookie(app: Flask, users) -> None:
     form = {"csrf_token": token, "name": "analyst", "password": PASSWORD}
 
     response = app.test_client().post("/login", data=form)
+
+    assert response.status_code == 403
+
+
+def test_login_csrf_cookie_is_signed(app: Flask, users) -> None:
+    client = app.test_client()
+    page = client.get("/login")
+    cookie = client.get_cookie(LOGIN_CSRF_COOKIE, path="/login").value
+
+    signer = URLSafeTimedSerializer(app.secret_key, salt=LOGIN_CSRF_COOKIE)
+    assert cookie != form_token(page)
+    assert signer.loads(cookie) == form_token(page)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_forged_login_csrf_pair_fails(app: Flask, users, signed) -> None:
+    """A cookie and field that match but were not signed by this server fail."""
+    token = "f" * 43
+    cookie = token
+    if signed:
+        cookie = URLSafeTimedSerializer(b"another key", salt=LOGIN_CSRF_COOKIE).dumps(
+            token
+        )
+    client = app.test_client()
+    client.set_cookie(LOGIN_CSRF_COOKIE, cookie, path="/login")
+    form = {"csrf_token": token, "name": "analyst", "password": PASSWORD}
+
+    response = client.post("/login", data=form)
+
+    assert response.status_code == 403
+    assert client.get_cookie(SESSION_COOKIE) is None
+
+
+def test_login_csrf_cookie_expires(app: Flask, users) -> None:
+    client = app.test_client()
+    token = form_token(client.get("/login"))
+    form = {"csrf_token": token, "name": "analyst", "password": PASSWORD}
+    later = time.time() + LOGIN_FORM_SECONDS + 60
+
+    with mock.patch("itsdangerous.timed.time.time", return_value=later):
+        response = client.post("/login", data=form)
 
     assert response.status_code == 403
 
@@ -312,7 +357,12 @@ def test_audit_page_lists_logins(logged_in, app) -> None:
 def test_audit_page_cursor_checked(logged_in) -> None:
     lead = logged_in("lead")
 
-    assert lead.get("/audit?before=abc").status_code == 200
+    assert lead.get("/audit?before=").status_code == 200
+    assert lead.get("/audit?before=abc").status_code == 400
+    assert lead.get("/audit?before=0").status_code == 400
+    assert lead.get("/audit?before=1.5").status_code == 400
+    assert lead.get("/audit?before=%EF%BC%91").status_code == 400
+    assert lead.get("/audit?before=" + "9" * 5000).status_code == 400
     assert lead.get(f"/audit?before={2**63}").status_code == 400
     assert lead.get("/audit?before=-1").status_code == 400
 
@@ -400,6 +450,36 @@ def test_name_locked_after_failures(app: Flask, users, clock, accounts) -> None:
     assert log_in(app.test_client(), "analyst").status_code == 429
     clock.advance(timedelta(seconds=1))
     assert log_in(app.test_client(), "analyst").status_code == 303
+
+
+def test_locked_attempts_audited_once(app: Flask, users, clock, accounts) -> None:
+    for _ in range(throttle.MAX_NAME_FAILURES):
+        log_in(app.test_client(), "analyst", "wrong password 1")
+
+    for _ in range(5):
+        assert log_in(app.test_client(), "analyst").status_code == 429
+        clock.advance(timedelta(minutes=1))
+
+    assert audit_actions(accounts).count("login.locked") == 1
+
+    clock.advance(throttle.LOCK_TIME)
+    for _ in range(throttle.MAX_NAME_FAILURES):
+        log_in(app.test_client(), "analyst", "wrong password 1")
+    assert log_in(app.test_client(), "analyst").status_code == 429
+    assert log_in(app.test_client(), "analyst").status_code == 429
+
+    assert audit_actions(accounts).count("login.locked") == 2
+
+
+def test_locked_address_audited_once(app: Flask, users, accounts) -> None:
+    for number in range(throttle.MAX_ADDRESS_FAILURES):
+        log_in(app.test_client(), f"name{number}", "wrong password 1")
+
+    for number in range(5):
+        response = log_in(app.test_client(), f"other{number}")
+        assert response.status_code == 429
+
+    assert audit_actions(accounts).count("login.locked") == 1
 
 
 def test_unknown_name_locked_alike(app: Flask, users) -> None:

@@ -24,6 +24,7 @@ from graded_posts import (
     add_graded_post,
     add_post_alert,
 )
+from problem_posts import ProblemFiler
 from review_client import PASSWORD, ROOT, make_config
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
@@ -175,6 +176,79 @@ def test_queue_and_post_in_browser(
     browser.save_screenshot(str(screenshots / "post.png"))
     assert (screenshots / "queue.png").stat().st_size > 0
     assert (screenshots / "post.png").stat().st_size > 0
+
+
+def images_loaded(driver) -> list[bool]:
+    """Tell for each image of the page whether it loaded and has pixels."""
+    return [
+        driver.execute_script(
+            "return arguments[0].complete && arguments[0].naturalWidth > 0", image
+        )
+        for image in driver.find_elements(By.TAG_NAME, "img")
+    ]
+
+
+def test_problem_report_sources_in_browser(
+    browser, live_server: str, sqlite_store: Store, screenshots: Path
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    filer = ProblemFiler(sqlite_store)
+    label = 'QC7 · <script>alert("label")</script>'
+    filer.file(
+        "evil",
+        1,
+        11,
+        label=label,
+        text=HOSTILE_TEXT,
+        author=HOSTILE_AUTHOR,
+        url=HOSTILE_URL,
+        posted=now - timedelta(days=2),
+        level="critical",
+    )
+    for i in range(6):
+        filer.file(
+            str(i), 1, 12 + i % 2, label=label, posted=now - timedelta(hours=30 - i)
+        )
+    run_id = sqlite_store.start_run("demo")
+    sqlite_store.finish_run(
+        run_id,
+        status="failed",
+        fetched=0,
+        new=0,
+        duplicates=0,
+        bad=0,
+        error='<img src=x onerror=alert("run")> HTTP 503',
+    )
+
+    log_in(browser, live_server, "viewer")
+    browser.get(f"{live_server}/problems")
+    assert not dialog_opened(browser)
+    browser.save_screenshot(str(screenshots / "problems.png"))
+    browser.find_element(By.CSS_SELECTOR, "table.problems td a").click()
+    WebDriverWait(browser, 10).until(expected_conditions.title_contains("问题 1"))
+
+    assert not dialog_opened(browser)
+    assert (
+        '<script>alert("label")</script>'
+        in browser.find_element(By.TAG_NAME, "h1").text
+    )
+    assert images_loaded(browser) == [True]
+    posts = browser.find_elements(By.CSS_SELECTOR, "table.problem-posts tbody tr")
+    assert len(posts) == 7
+    assert HOSTILE_AUTHOR in browser.find_element(By.CSS_SELECTOR, "table.authors").text
+    browser.save_screenshot(str(screenshots / "problem.png"))
+
+    browser.get(f"{live_server}/report")
+    assert not dialog_opened(browser)
+    assert images_loaded(browser) == [True] * 4
+    browser.save_screenshot(str(screenshots / "report.png"))
+
+    browser.get(f"{live_server}/sources")
+    assert not dialog_opened(browser)
+    assert "HTTP 503" in browser.find_element(By.CSS_SELECTOR, ".run-error").text
+    browser.save_screenshot(str(screenshots / "sources.png"))
+    for name in ("problems", "problem", "report", "sources"):
+        assert (screenshots / f"{name}.png").stat().st_size > 0, name
 
 
 def test_logout_in_browser(browser, live_server: str) -> None:

@@ -97,6 +97,8 @@ def test_users_add_prompt_mismatch(config_path: Path) -> None:
         (["wang", "--role", "admin"], PASSWORD, "Invalid value for '--role'"),
         (["wang", "--role", "viewer"], "short", "password too short"),
         (["wang", "--role", "viewer"], "", "password too short"),
+        (["wang", "--role", "viewer"], " " * 12, "only white space"),
+        (["wang", "--role", "viewer"], "\t \u3000" * 5, "only white space"),
     ],
 )
 def test_users_add_rejects(config_path: Path, args, password, message) -> None:
@@ -111,6 +113,18 @@ def test_users_add_rejects(config_path: Path, args, password, message) -> None:
 
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_users_passwd_rejects_blank(config_path: Path) -> None:
+    add = ["users", "add", "wang", "--role", "viewer", "--password-stdin"]
+    assert run_cli(config_path, *add, input=PASSWORD + "\n").exit_code == 0
+
+    result = run_cli(
+        config_path, "users", "passwd", "wang", "--password-stdin", input=" " * 16
+    )
+
+    assert result.exit_code == 2
+    assert "only white space" in result.output
 
 
 def test_users_add_twice(config_path: Path) -> None:

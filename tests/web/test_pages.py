@@ -199,7 +199,7 @@ def test_queue_filters(logged_in, sqlite_store, query, expected) -> None:
 @pytest.mark.parametrize(
     "query",
     [
-        "level=normal",
+        "level=low",
         "level=<script>",
         "kind=rant",
         "source=a b",
@@ -213,6 +213,94 @@ def test_queue_rejects_bad_parameters(logged_in, query) -> None:
 
     assert response.status_code == 400
     assert "<script>" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("from=2026-13-01", "无效的日期"),
+        ("to=2026-3-1", "无效的日期"),
+        ("from=1900-01-01", "日期超出范围"),
+        ("from=2026-03-02&to=2026-03-01", "开始日期晚于结束日期"),
+        ("problem=abc", "无效的问题编号"),
+        ("problem=0", "无效的问题编号"),
+        ("problem=99999999999999999999", "无效的问题编号"),
+        ("status=pending", "未知的处理状态"),
+        ("assignee=Wang Li", "无效的处理人用户名"),
+        ("brand=" + "启" * 65, "无效的品牌名"),
+        ("model=Q%0AC7", "无效的车型名"),
+        ("q=车", "至少要两个字"),
+        ("q=%21%21%21", "没有可搜索的文字"),
+        ("q=" + "刹" * 101, "搜索词太长"),
+    ],
+)
+def test_queue_rejects_bad_filters(logged_in, query, message) -> None:
+    response = logged_in("viewer").get(f"/?{query}")
+
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "q=%27%20OR%201%3D1%20--",
+        "q=NEAR(%E5%88%B9%E8%BD%A6%20a)",
+        "brand=%27%20OR%20%271%27%3D%271",
+        "model=%22%3B%20DROP%20TABLE%20posts%3B",
+        "assignee=a%27--",
+    ],
+)
+def test_queue_hostile_filters_match_nothing(logged_in, sqlite_store, query) -> None:
+    add_graded_post(sqlite_store, "1", level="critical")
+    client = logged_in("viewer")
+
+    response = client.get(f"/?{query}")
+
+    assert response.status_code in (200, 400)
+    if response.status_code == 200:
+        assert queue_ids(soup_of(response)) == []
+    assert len(queue_ids(soup_of(client.get("/")))) == 1
+
+
+def test_queue_search(logged_in, sqlite_store) -> None:
+    failing = add_graded_post(sqlite_store, "1", text="QC7 刹车失灵，差点追尾")
+    add_graded_post(sqlite_store, "2", text="车机死机三次")
+    client = logged_in("viewer")
+
+    found = soup_of(client.get("/?q=刹车"))
+    empty = soup_of(client.get("/?q="))
+
+    assert queue_ids(found) == [failing]
+    assert found.find("input", attrs={"name": "q"})["value"] == "刹车"
+    assert len(queue_ids(empty)) == 2
+
+
+def test_queue_date_filter_uses_config_zone(logged_in, sqlite_store) -> None:
+    # T0 is 08:00 UTC, 16:00 in Shanghai; 17:00 UTC is already the next day.
+    early = add_graded_post(sqlite_store, "1", created_at=T0)
+    late = add_graded_post(sqlite_store, "2", created_at=T0 + timedelta(hours=9))
+    client = logged_in("viewer")
+
+    first_day = soup_of(client.get("/?from=2026-03-01&to=2026-03-01"))
+    second_day = soup_of(client.get("/?from=2026-03-02"))
+
+    assert queue_ids(first_day) == [early]
+    assert queue_ids(second_day) == [late]
+
+
+def test_queue_pages_keep_search_and_model(logged_in, sqlite_store) -> None:
+    for i in range(QUEUE_PAGE_SIZE + 2):
+        add_graded_post(sqlite_store, f"c{i}", text="刹车失灵")
+    add_graded_post(sqlite_store, "other", text="车机死机")
+    client = logged_in("viewer")
+
+    soup = soup_of(client.get("/?q=刹车&model=QC7"))
+    href = soup.find("a", string="下一页")["href"]
+    second = soup_of(client.get(href))
+
+    assert "model=QC7" in href
+    assert len(queue_ids(second)) == 2
 
 
 def test_queue_pages(logged_in, sqlite_store) -> None:
@@ -261,3 +349,23 @@ def test_empty_queue(logged_in) -> None:
 
     assert "没有符合条件的待处理帖子" in soup.get_text()
     assert soup.find("a", string="下一页") is None
+
+
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def test_bidi_controls_stripped(logged_in, sqlite_store) -> None:
+    text = "QC7 刹车\u202e失灵 gnp.exe\u202c 要求\u2067退车\u2069"
+    author = "车主\u202e小王\u2066"
+    post_id = add_graded_post(sqlite_store, "bidi", text=text, author=author)
+    client = logged_in("viewer")
+
+    for path in ("/", f"/posts/{post_id}"):
+        page = client.get(path).get_data(as_text=True)
+        assert not any(control in page for control in BIDI_CONTROLS), path
+        assert "车主小王" in page
+
+    soup = soup_of(client.get(f"/posts/{post_id}"))
+    assert soup.select_one(".post-text")["dir"] == "auto"
+    assert soup.select_one(".post-text").get_text() == "QC7 刹车失灵 gnp.exe 要求退车"
+    assert soup.find("bdi", string="车主小王") is not None
