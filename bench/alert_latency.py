@@ -45,9 +45,32 @@ from replay import train_model
 
 TARGET_EXCESS_SECONDS = 3.0
 MAIL_TIMEOUT_SECONDS = 90.0
-CRITICAL_TEXT = (
-    "启程QC7高速上刹车突然失灵，差点追尾，已经报警并向12315投诉，要求召回。编号{n}"
+# Each post is its own incident, so that each one opens an alert: copies of
+# one post would update a single alert after its cooldown instead. Each text
+# is graded critical by the trained model.
+FAULTS = (
+    "QC7高速上刹车突然失灵，差点追尾",
+    "QC9充电时电池包冒烟起火，消防来了才扑灭",
+    "QC7安全气囊在碰撞时没有弹出，我妻子受了伤",
+    "QC5自动泊车直接撞上了后面的柱子，保险杠全碎",
+    "QC9仪表盘夜间突然全黑，高架上什么都看不见",
+    "QC5雨天底盘进水，高压电报警后整车断电",
+    "QC5大灯线束短路起火，引擎盖被烧穿",
+    "QC9 OTA升级后刹车踏板变硬，两次险些追尾",
+    "QC5停在地库里自燃，旁边两辆车也被烧了",
+    "QC7倒车时刹车失灵，撞伤了一位老人",
+    "QC9在隧道里突然断电，后车差点撞上来",
+    "QC5刹车异响半年没修好，昨天在路口刹不住撞了电动车",
+    "QC7电池包底部被石头磕破后冒烟，全家人赶紧下车",
+    "QC9在高速上突然失去动力，后车险些追尾",
+    "QC5高速巡航时突然急刹，后面的货车险些追尾",
+    "QC7充电桩充电时插头熔化起火，车库墙都熏黑了",
+    "QC9方向盘助力失效，在环岛撞上了隔离带",
+    "QC5安全带卡扣断裂，急刹时我整个人撞到了方向盘上",
+    "QC7行驶中中控屏黑屏死机，导航和车速全看不到，在高架上追尾了",
+    "QC9后备箱线束短路起火，烧着了里面的行李",
 )
+CRITICAL_TEXT = "启程{fault}，已经报警并向12315投诉，要求召回。编号{n}"
 
 
 class Inbox:
@@ -80,12 +103,15 @@ def free_port() -> int:
 def add_smtp(config: Path, port: int) -> None:
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data["alerts"]["smtp"] = {"host": "127.0.0.1", "port": port, "security": "none"}
+    # The hourly cap per recipient would hold the eleventh alert of the hour,
+    # and this measures the pipeline's delay, not the cap.
+    data["alerts"]["max_per_recipient_hour"] = 1000
     config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
 
 
 def critical_post(writer: PostWriter, number: int) -> Post:
     post = writer.post(datetime.now(UTC))
-    text = CRITICAL_TEXT.format(n=number)
+    text = CRITICAL_TEXT.format(fault=FAULTS[number % len(FAULTS)], n=number)
     return Post(post.mid, post.uid, post.author, text, post.published)
 
 
