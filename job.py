@@ -720,7 +720,9 @@ class Job:
             if incident_id is not None:
                 reach[incident_id] = reach.get(incident_id, 0) + own_reach
                 own_reach = reach[incident_id]
-                owners = max(1, len(grouper.incident(incident_id).reporters))
+                incident = grouper.incident_or_none(incident_id)
+                if incident is not None:
+                    owners = max(1, len(incident.reporters))
             grading = assessment.grading
             sighting = policy.Sighting(
                 post_id=post_id,

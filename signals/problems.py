@@ -948,6 +948,10 @@ class ProblemGrouper:
     def incident(self, incident_id: int) -> Incident:
         return self._incidents[incident_id]
 
+    def incident_or_none(self, incident_id: int) -> Incident | None:
+        """Return an incident, or None for an id the grouper does not have."""
+        return self._incidents.get(incident_id)
+
     def incident_of(self, key: str) -> Incident | None:
         """Return the incident of a post key, or None for a post never assigned."""
         incident_id = self._post_incidents.get(key)
