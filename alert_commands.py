@@ -108,7 +108,7 @@ def _list(runtime: Runtime) -> click.Command:
 
 def _ack(runtime: Runtime) -> click.Command:
     @click.command("ack")
-    @click.argument("alert_id", metavar="ID", type=click.IntRange(min=1))
+    @click.argument("alert_id", metavar="ID", type=click.IntRange(min=1, max=2**63 - 1))
     @BY_OPTION
     @runtime.options
     @click.pass_context
@@ -143,7 +143,7 @@ def _ack(runtime: Runtime) -> click.Command:
 
 def _resend(runtime: Runtime) -> click.Command:
     @click.command("resend")
-    @click.argument("alert_id", metavar="ID", type=click.IntRange(min=1))
+    @click.argument("alert_id", metavar="ID", type=click.IntRange(min=1, max=2**63 - 1))
     @runtime.options
     @click.pass_context
     def resend(ctx: click.Context, alert_id: int) -> None:
@@ -233,7 +233,9 @@ def _deliver_if_free(store: Store, config: Config) -> None:
 
 def _confirm(runtime: Runtime) -> click.Command:
     @click.command("confirm")
-    @click.argument("delivery_id", metavar="DELIVERY_ID", type=click.IntRange(min=1))
+    @click.argument(
+        "delivery_id", metavar="DELIVERY_ID", type=click.IntRange(min=1, max=2**63 - 1)
+    )
     @BY_OPTION
     @runtime.options
     @click.pass_context

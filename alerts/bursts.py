@@ -11,7 +11,7 @@ count it. Chat robots get no burst card.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from config import Config
 from items import Signal
@@ -54,7 +54,7 @@ def burst_alert(
         link = f"{settings.review_url.rstrip('/')}/problems/{signal.problem_id}"
     body = (
         f"{header_safe(signal.reason, 500)}\n\n"
-        f"开始时间：{signal.occurred_at:%Y-%m-%d %H:%M} UTC\n"
+        f"开始时间：{signal.occurred_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC\n"
         f"在审核页查看：{link}\n"
     )
     composed = compose_notice(

@@ -281,7 +281,10 @@ def ack_token(secret: str, alert_id: int) -> str:
 
 def ack_token_valid(secret: str, alert_id: int, token: str) -> bool:
     """Return whether ``token`` is the acknowledgement signature of an alert."""
-    return bool(secret) and hmac.compare_digest(ack_token(secret, alert_id), token)
+    # compare_digest takes str only when it is ASCII; a link may carry anything.
+    if not secret or not token.isascii():
+        return False
+    return hmac.compare_digest(ack_token(secret, alert_id), token)
 
 
 def ack_url(review_url: str, secret: str, alert_id: int) -> str | None:

@@ -224,6 +224,8 @@ def send_now(settings: Smtp, password: str | None, message: str, recipient: str)
     client = open_smtp(settings, password)
     try:
         sender = envelope_sender(message, settings)
+        # Without STARTTLS or a login nothing has greeted the server yet.
+        client.ehlo_or_helo_if_needed()
         code, reply = client.mail(sender)
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, reply, sender)

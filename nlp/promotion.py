@@ -8,9 +8,12 @@ current ones. Promotion keeps the replaced file as ``model.previous.joblib``.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +67,19 @@ def replace_with_candidate(model_path: str | Path) -> Path:
     path = Path(model_path)
     candidate = candidate_path(path)
     try:
-        if path.exists():
-            temporary = previous_path(path).with_suffix(".tmp")
-            shutil.copy2(path, temporary)
-            os.replace(temporary, previous_path(path))
-        os.replace(candidate, path)
+        # Two promotions at once would otherwise both copy the model over the
+        # previous file, and the second would lose the model before it.
+        with _locked(path.with_name(path.name + ".lock")):
+            if not candidate.exists():
+                raise ModelError(
+                    f"{candidate}: no candidate model; it was promoted already "
+                    "or never written (python pipeline.py train)"
+                )
+            if path.exists():
+                temporary = previous_path(path).with_suffix(".tmp")
+                shutil.copy2(path, temporary)
+                os.replace(temporary, previous_path(path))
+            os.replace(candidate, path)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ModelError(
@@ -76,3 +87,14 @@ def replace_with_candidate(model_path: str | Path) -> Path:
         ) from None
     logger.info("model promoted path=%s", path)
     return path
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (created if missing)."""
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

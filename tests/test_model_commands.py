@@ -16,7 +16,8 @@ from model_cache import shipped_model_path
 import pipeline
 from model_commands import read_corrections
 from nlp import promotion
-from nlp.modelfile import read_metadata
+from nlp.modelfile import ModelError, read_metadata
+from nlp.promotion import candidate_path, previous_path, replace_with_candidate
 from storage import Store
 from storage.accounts import Accounts
 from storage.reviews import PostReviews, add_correction
@@ -176,3 +177,16 @@ def test_promote_refuses_broken_candidate(tmp_path: Path, store: Store) -> None:
     assert model_path.read_bytes() == shipped_model_path().read_bytes()
     assert promotion.candidate_path(model_path).exists()
     assert Accounts(store.engine).audit_entries(10) == []
+
+
+def test_second_promotion_keeps_previous(tmp_path: Path) -> None:
+    model = tmp_path / "model.joblib"
+    model.write_bytes(b"old model")
+    candidate_path(model).write_bytes(b"new model")
+
+    replace_with_candidate(model)
+    with pytest.raises(ModelError, match="no candidate model"):
+        replace_with_candidate(model)
+
+    assert model.read_bytes() == b"new model"
+    assert previous_path(model).read_bytes() == b"old model"

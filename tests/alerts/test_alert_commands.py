@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC)
 
 
-def write_config(tmp_path: Path, database_url: str, smtp_port: int | None = None):
+def write_config(
+    tmp_path: Path, database_url: str, smtp_port: int | None = None, *, login=True
+):
     """Write the shipped config with one empty replay source, the lexicon
     classifier, and mail to tmp_path/outbox or to an SMTP server on loopback."""
     data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
@@ -41,6 +43,8 @@ def write_config(tmp_path: Path, database_url: str, smtp_port: int | None = None
             "username": LOGIN,
             "timeout_seconds": 5,
         }
+        if not login:
+            del data["alerts"]["smtp"]["username"]
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
@@ -309,6 +313,29 @@ def test_test_mail_prints_server_reply(tmp_path, database, mail_server):
     assert envelope.rcpt_tos == ["ops@qicheng.example"]
     assert envelope.mail_from == LOGIN
     assert parse(envelope.content)["Subject"] == "[烽火] 测试邮件"
+
+
+def test_test_mail_without_login(tmp_path, database, mail_server):
+    server, port = mail_server
+    config_path = write_config(tmp_path, database_url_of(database), port, login=False)
+
+    result = run(config_path, "alerts", "test", "--to", "ops@qicheng.example")
+
+    assert result.exit_code == 0, result.output
+    [envelope] = server.envelopes
+    assert envelope.rcpt_tos == ["ops@qicheng.example"]
+
+
+def test_ack_id_too_large_one_line(tmp_path, database):
+    config_path = write_config(tmp_path, database_url_of(database))
+
+    result = run(
+        config_path, "alerts", "ack", "99999999999999999999999", "--by", "李娜"
+    )
+
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "99999999999999999999999" in result.output
 
 
 def test_test_mail_refused_exits_1(tmp_path, database, mail_server):

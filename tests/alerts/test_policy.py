@@ -225,6 +225,7 @@ def test_ack_token():
     assert policy.ack_token_valid("secret", 12, token)
     assert not policy.ack_token_valid("secret", 13, token)
     assert not policy.ack_token_valid("other", 12, token)
+    assert not policy.ack_token_valid("secret", 12, "é" + token[1:])
     assert not policy.ack_token_valid("", 12, policy.ack_token("", 12))
 
 

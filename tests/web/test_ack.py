@@ -104,7 +104,13 @@ def test_post_without_csrf_rejected(ack_client, store):
 
 @pytest.mark.parametrize(
     "query",
-    ["", "?token=", "?token=0123456789abcdef0123456789abcdef", "?token=" + "a" * 5000],
+    [
+        "",
+        "?token=",
+        "?token=0123456789abcdef0123456789abcdef",
+        "?token=" + "a" * 5000,
+        "?token=%C3%A9",
+    ],
 )
 def test_bad_or_missing_token_403(ack_client, store, query):
     alert_id = add_alert(store)
