@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, exists, func, insert, select, update
+from sqlalchemy import Connection, Engine, exists, func, insert, or_, select, update
 
 from items import KINDS, LEVELS
 
 from .engine import read_transaction, write_transaction
-from .tables import alerts, classifications, gradings, posts
+from .tables import alerts, classifications, gradings, posts, problem_posts
 from .web_tables import (
     CORRECTED_FIELDS,
     RESOLUTIONS,
@@ -240,7 +240,8 @@ def close(
     by: str,
     now: datetime,
 ) -> ReviewState:
-    """Close a post with a resolution; raise PostClosed when it is closed."""
+    """Close a post with a resolution, and its alert with it; raise
+    PostClosed when the post is closed."""
     if resolution not in RESOLUTIONS:
         raise ValueError(f"invalid resolution {resolution!r}")
     current = review_state(connection, post_id)
@@ -253,7 +254,16 @@ def close(
         "closed_at": now,
         "closed_by": by,
     }
-    return _save_state(connection, post_id, current, values, by, now)
+    state = _save_state(connection, post_id, current, values, by, now)
+    # A closed post needs no more escalation: its alert closes with it.
+    alert = post_alert(connection, post_id)
+    if alert is not None and alert.status != "closed":
+        connection.execute(
+            update(alerts)
+            .where(alerts.c.id == alert.id)
+            .values(status="closed", updated_at=now)
+        )
+    return state
 
 
 def reopen(connection: Connection, post_id: int, by: str, now: datetime) -> ReviewState:
@@ -370,12 +380,16 @@ def current_value(connection: Connection, post_id: int, field: str) -> str | Non
 
 
 def post_alert(connection: Connection, post_id: int) -> AlertState | None:
-    """Return the newest alert about a post, or None.
+    """Return the newest alert about a post or about its incident, or None.
 
-    NOTE: this finds alerts whose ``post_id`` is the post. A later post of the
-    same incident shows no alert, because the incident's alert names the
-    incident's first post.
+    An incident's alert names the post that opened it, so a later copy or
+    repost finds the alert through its incident.
     """
+    incident = (
+        select(problem_posts.c.incident_id)
+        .where(problem_posts.c.post_id == post_id)
+        .scalar_subquery()
+    )
     row = connection.execute(
         select(
             alerts.c.id,
@@ -385,7 +399,7 @@ def post_alert(connection: Connection, post_id: int) -> AlertState | None:
             alerts.c.acknowledged_at,
             alerts.c.acknowledged_by,
         )
-        .where(alerts.c.post_id == post_id)
+        .where(or_(alerts.c.post_id == post_id, alerts.c.incident_id == incident))
         .order_by(alerts.c.id.desc())
         .limit(1)
     ).first()

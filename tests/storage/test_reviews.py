@@ -117,6 +117,20 @@ def test_assign_close_reopen(store: Store, reviews: PostReviews) -> None:
     assert reopened.updated_at == T0 + timedelta(hours=1)
 
 
+def test_close_closes_post_alert(store: Store, reviews: PostReviews) -> None:
+    post_id = add_graded_post(store, "1")
+    alert_id = add_post_alert(store, post_id)
+
+    with reviews.write() as connection:
+        close(connection, post_id, "handled", True, "ana", T0)
+    with reviews.write() as connection:
+        reopen(connection, post_id, "ana", T0 + timedelta(hours=1))
+
+    alert = store.get_alert(alert_id).alert
+    assert alert.status == "closed"
+    assert alert.updated_at == T0
+
+
 def test_conflicts_raise(store: Store, reviews: PostReviews) -> None:
     post_id = add_graded_post(store, "1")
 

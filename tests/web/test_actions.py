@@ -522,6 +522,7 @@ def test_failed_audit_leaves_no_change(
         act(client, post_id, "close", resolution="handled")
     states = _review_rows(sqlite_store)
     entries = count(sqlite_store, audit_log)
+    open_alerts = count(sqlite_store, alerts, alerts.c.status == "open")
     token = form_token(client.get(f"/posts/{post_id}"))
     abort_inserts(sqlite_store, "audit_log")
 
@@ -533,7 +534,7 @@ def test_failed_audit_leaves_no_change(
     assert response.status_code == 500
     assert count(sqlite_store, corrections) == 0
     assert count(sqlite_store, post_notes) == 0
-    assert count(sqlite_store, alerts, alerts.c.status == "open") == 1
+    assert count(sqlite_store, alerts, alerts.c.status == "open") == open_alerts
     assert _review_rows(sqlite_store) == states
     assert count(sqlite_store, audit_log) == entries
 
