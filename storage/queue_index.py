@@ -16,6 +16,7 @@ from items import FACTORS
 
 from .queue_tables import SORT_KEY_LENGTH, review_queue, review_queue_labels
 from .tables import classifications, gradings, posts, problem_posts
+from .web_tables import corrections
 
 # Levels in queue order. A normal level is queued only for a high-risk grievance.
 QUEUE_LEVELS = ("critical", "medium", "normal")
@@ -123,14 +124,53 @@ def _queue_rows(
         .outerjoin(problem_posts, problem_posts.c.post_id == g.post_id)
         .where(g.id.in_(latest_grading), c.id.in_(latest_classification))
     )
+    corrected = _corrected_values(connection, post_ids)
     entries, labels = [], []
     for row in connection.execute(statement):
+        values = corrected.get(row.post_id)
+        if values:
+            row = _Corrected(row, values)
         if not is_queued(row.level, row.high_risk):
             continue
         entry = _entry(row)
         entries.append(entry)
         labels.extend(_labels(row, entry["sort_key"]))
     return entries, labels
+
+
+def _corrected_values(
+    connection: Connection, post_ids: Sequence[int]
+) -> dict[int, dict[str, str]]:
+    """Return the latest analyst's kind and level of each post that has one."""
+    latest = (
+        select(func.max(corrections.c.id))
+        .where(corrections.c.post_id.in_(post_ids))
+        .group_by(corrections.c.post_id, corrections.c.field)
+    )
+    statement = select(
+        corrections.c.post_id, corrections.c.field, corrections.c.new_value
+    ).where(corrections.c.id.in_(latest))
+    found: dict[int, dict[str, str]] = {}
+    for post_id, field, value in connection.execute(statement):
+        found.setdefault(post_id, {})[field] = value
+    return found
+
+
+class _Corrected:
+    """A queue row with an analyst's kind or level in place of the model's.
+
+    The deadline stays the grading's.
+    """
+
+    def __init__(self, row: Any, values: dict[str, str]) -> None:
+        self._row = row
+        self._values = values
+        self._mapping = row._mapping
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._values:
+            return self._values[name]
+        return getattr(self._row, name)
 
 
 def _entry(row: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, exists, func, insert, or_, select, up
 from items import KINDS, LEVELS
 
 from .engine import read_transaction, write_transaction
+from .queue_index import refresh_queue
 from .tables import alerts, classifications, gradings, posts, problem_posts
 from .web_tables import (
     CORRECTED_FIELDS,
@@ -347,6 +348,8 @@ def add_correction(
         "corrected_at": now,
     }
     result = connection.execute(insert(corrections).values(row))
+    # The queue orders and filters by the kind and level in force.
+    refresh_queue(connection, [post_id])
     return CorrectionRecord(id=result.inserted_primary_key[0], **row)
 
 

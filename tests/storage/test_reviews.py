@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage import Store
 from storage.accounts import insert_audit
+from storage.queue import QueueFilter, ReviewQueue
 from storage.reviews import (
     MAX_NOTE_LENGTH,
     PostClosed,
@@ -94,6 +95,25 @@ def test_database_rejects_unknown_label(store: Store, reviews: PostReviews) -> N
 
     with pytest.raises(IntegrityError), reviews.write() as connection:
         connection.execute(corrections.insert().values(row))
+
+
+def test_corrections_move_queue(store: Store, reviews: PostReviews) -> None:
+    queue = ReviewQueue(store.engine)
+    first = add_graded_post(store, "1", level="medium")
+    second = add_graded_post(store, "2", level="medium")
+    quiet = add_graded_post(store, "3", level="normal")
+
+    correct(reviews, second, "level", "critical", "ana")
+    correct(reviews, first, "level", "normal", "ana")
+    correct(reviews, quiet, "level", "medium", "ana")
+    correct(reviews, quiet, "kind", "grievance", "ana")
+
+    rows = queue.page(10)
+    assert [row.post_id for row in rows] == [second, quiet]
+    assert [row.level for row in rows] == ["critical", "medium"]
+    assert rows[1].kind == "grievance"
+    kept = queue.page(10, QueueFilter(kind="grievance"))
+    assert [row.post_id for row in kept] == [quiet]
 
 
 def test_assign_close_reopen(store: Store, reviews: PostReviews) -> None:
