@@ -279,19 +279,19 @@ def test_correct_and_acknowledge_in_browser(
     browser.find_element(By.CSS_SELECTOR, "table.queue td.snippet a").click()
     WebDriverWait(browser, 10).until(expected_conditions.title_contains("帖子"))
     Select(browser.find_element(By.ID, "level")).select_by_value("critical")
-    browser.find_element(By.CSS_SELECTOR, "#level-form button").click()
+    submit_and_wait(browser, "#level-form button")
     WebDriverWait(browser, 10).until(
         expected_conditions.text_to_be_present_in_element(
             (By.CSS_SELECTOR, ".level-in-force"), "危机"
         )
     )
-    browser.find_element(By.CSS_SELECTOR, "#kind-form button").click()
+    submit_and_wait(browser, "#kind-form button")
     WebDriverWait(browser, 10).until(
         expected_conditions.presence_of_element_located(
             (By.CSS_SELECTOR, "table.corrections tbody tr:nth-child(2)")
         )
     )
-    browser.find_element(By.CSS_SELECTOR, "#acknowledge-form button").click()
+    submit_and_wait(browser, "#acknowledge-form button")
     WebDriverWait(browser, 10).until(
         expected_conditions.text_to_be_present_in_element(
             (By.CSS_SELECTOR, ".alert-state"), "已确认"
@@ -319,6 +319,18 @@ def test_correct_and_acknowledge_in_browser(
     assert result.exit_code == 0, result.output
     assert "corrections: 1 kind labels used (by lead 1)" in result.output
     assert "1 posts with level corrections" in result.output
+
+
+def submit_and_wait(browser, button_selector: str) -> None:
+    """Click a form's button and wait until the page it posted from is gone.
+
+    Reading an element while the next page loads can fail inside chromedriver
+    ("unhandled inspector error"), so the old page must be gone first.
+    """
+    button = browser.find_element(By.CSS_SELECTOR, button_selector)
+    old_page = browser.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(old_page))
 
 
 def run_train(store: Store, tmp_path: Path):
