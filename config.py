@@ -934,7 +934,7 @@ def _check_alert_policy(alerts: Alerts, timezone: str, path: Path) -> None:
 
 
 def _check_digest_recipients(alerts: Alerts, path: Path) -> None:
-    """Reject a digests section that sends a digest to nobody.
+    """Reject a digests section whose digests have no recipient.
 
     Without a digests section nothing is checked, because the default names
     no recipient and no digest goes out.

@@ -875,8 +875,10 @@ def _problem_data(problem: Problem) -> dict:
 
 def store_digest(config: Config, store: Store, kind: str, now: datetime) -> int | None:
     """Store the digest ``kind`` ("daily" or "weekly") of the last complete
-    period with its deliveries; return its alert id, or None when it has no
-    recipients or was stored before."""
+    period with its deliveries, and return its alert id.
+
+    Returns None when the digest has no recipients or was stored before.
+    """
     key = digest_key(kind, now, config.timezone)
     if store.known_alerts({key}):
         logger.info("digest already stored digest=%s key=%s", kind, key)

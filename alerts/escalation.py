@@ -1,8 +1,8 @@
 """Escalation: notify the next tier of departments of unacknowledged alerts.
 
 :func:`escalate_due` runs every minute in the service and once per ``once``
-run. It reads the open alerts past their deadline, asks
-:func:`alerts.policy.escalation_due` which tier to tell, and stores one
+run. It reads the open alerts past their deadline, gets from
+:func:`alerts.policy.escalation_due` the tier to tell, and stores one
 escalation message per tier in the alert's mail thread. The store raises the
 alert's ``escalation_tier`` in the same transaction, and only from the tier
 that was read, so a tier hears once even when two jobs run the check or one

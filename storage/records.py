@@ -71,7 +71,7 @@ class NewAlert:
 
 @dataclass(frozen=True, slots=True)
 class IncidentFacts:
-    """What an alert's message reports about its incident, kept with the alert.
+    """The incident facts an alert's message reports, kept with the alert.
 
     The next post of the incident is compared with these: see
     :mod:`alerts.policy`. ``last_message_at`` is when that message is due.

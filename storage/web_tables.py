@@ -102,7 +102,7 @@ class AuditEntry(Base):
 
 
 class PostReview(Base):
-    """Where analysts stand with a post: open, assigned to someone, or closed.
+    """The review state of a post: open, assigned to someone, or closed.
 
     A post without a row is open and unassigned. ``assignee`` and
     ``closed_by`` are user names. A closed post has a ``resolution`` (handled,

@@ -286,7 +286,7 @@ def _secure() -> bool:
 def set_cookie(
     response: Response, name: str, value: str, max_age: int | None, path: str
 ) -> None:
-    """Set an HttpOnly, SameSite=Lax cookie, Secure as ``web.secure_cookies`` says."""
+    """Set an HttpOnly, SameSite=Lax cookie, Secure as ``web.secure_cookies`` sets."""
     response.set_cookie(
         name,
         value,

@@ -99,7 +99,7 @@ def _detail(problem_id: int) -> ProblemDetail:
 
 
 def _page_number() -> int:
-    """Read the page number from the query string, or answer 400 when invalid."""
+    """Read the page number from the query string, or abort with 400 when invalid."""
     value = request.args.get("page") or "1"
     if not (value.isascii() and value.isdigit() and len(value) <= 6):
         abort(400, f"页码无效：{value[:40]}")

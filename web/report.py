@@ -85,8 +85,8 @@ def _figures() -> ReportFigures:
 
 
 def _requested_week() -> date | None:
-    """Read ``week`` (any date of the week) from the query string, or answer
-    400 when it is not a date in range."""
+    """Read ``week`` (any date of the week) from the query string, or abort
+    with 400 when it is not a date in range."""
     value = request.args.get("week")
     if not value:
         return None

@@ -1,4 +1,4 @@
-"""Escalation of alerts nobody acknowledged, on SQLite and PostgreSQL, with
+"""Escalation of unacknowledged alerts, on SQLite and PostgreSQL, with
 the escalation mails received by a real SMTP server (aiosmtpd)."""
 
 from __future__ import annotations

@@ -582,7 +582,7 @@ def test_unconfigured_robot_waits(store, mail_server):
     )
 
 
-def test_robot_not_set_up_gives_up_after_retry_time(store, mail_server):
+def test_unset_robot_gives_up_later(store, mail_server):
     server, port = mail_server
     alert_id = add_alert(store, "k1", robots=(("feishu", "ops"),))
     reason = "robot 'ops': environment variable OPS_URL is not set"

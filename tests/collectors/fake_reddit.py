@@ -149,8 +149,8 @@ class FakeReddit:
             and ("all" in names or thing["subreddit"].lower() in names)
             and (query is None or _matches(thing, query))
         ]
-        # Reddit lists by submission time; "order" stands in for it where a
-        # test gives a post a created_utc that cannot be sorted by.
+        # Reddit lists by submission time. A test whose post has a created_utc
+        # that cannot be sorted gives "order" in its place.
         found.sort(
             key=lambda thing: (thing.get("order", thing["created_utc"]), thing["id"]),
             reverse=True,
